@@ -1,0 +1,183 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Everything source_check reads, gathered read-only with one set-based query per kind of fact."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, providers, publications, roles, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, connect, fetch_dicts, fetch_one
+
+try:
+    import psycopg2.extras
+except ImportError:  # reported by connection.connect
+    psycopg2 = None
+
+SETTINGS = ('wal_level', 'max_wal_senders', 'max_replication_slots', 'max_slot_wal_keep_size', 'wal_sender_timeout',
+            'idle_replication_slot_timeout', 'port')
+
+SERVER = """
+SELECT current_setting('server_version_num')::int AS version_num,
+       current_setting('server_version') AS version,
+       pg_is_in_recovery() AS in_recovery,
+       current_database() AS database,
+       current_user AS current_role,
+       (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl,
+       to_regproc('pg_catalog.aurora_version') IS NOT NULL AS aurora,
+       (SELECT count(*) FROM pg_stat_replication)::int AS wal_senders_in_use
+"""
+
+SETTING_VALUES = """
+SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s::text[])
+"""
+
+SLOTS = """
+SELECT slot_name AS name, slot_type AS type, plugin, database, active, {wal_status} AS wal_status,
+       pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
+                       restart_lsn)::bigint AS retained_bytes
+  FROM pg_replication_slots ORDER BY slot_name
+"""
+
+WAL_RATE = """
+SELECT wal_bytes::bigint AS wal_bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal
+"""
+
+USER_TABLE_PRIVILEGES = """
+SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+       has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
+       has_table_privilege(%(user)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = ANY(%(oids)s::oid[])
+ ORDER BY n.nspname, c.relname
+"""
+
+TOAST_COLUMNS = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+       array_agg(a.attname::text ORDER BY a.attnum) AS columns
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE a.attrelid = ANY(%(oids)s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+   AND a.attlen = -1 AND a.attstorage <> 'p' AND c.relreplident <> 'f'
+ GROUP BY n.nspname, c.relname
+ ORDER BY n.nspname, c.relname
+"""
+
+UNIT_BYTES = {'B': 1, 'kB': 1024, '8kB': 8192, 'MB': 1024 ** 2, 'GB': 1024 ** 3, 'TB': 1024 ** 4}
+UNIT_MILLISECONDS = {'ms': 1, 's': 1000, 'min': 60000, 'h': 3600000, 'd': 86400000}
+
+
+def setting_amount(row):
+    """A numeric setting in bytes or milliseconds (None when it is not numeric); -1 and 0 stay as they are."""
+    if row is None:
+        return None
+    try:
+        value = int(row['setting'])
+    except (TypeError, ValueError):
+        return None
+    if value <= 0:
+        return value
+    unit = row.get('unit')
+    return value * UNIT_BYTES.get(unit, UNIT_MILLISECONDS.get(unit, 1))
+
+
+def read_settings(cursor):
+    names = list(SETTINGS) + [name for name, _provider in providers.FINGERPRINT_SETTINGS]
+    rows = fetch_dicts(cursor, SETTING_VALUES, dict(names=names))
+    return dict((row['name'], dict(row, amount=setting_amount(row))) for row in rows)
+
+
+def fingerprint(server, settings):
+    if server['aurora']:
+        return 'aurora'
+    for name, provider in providers.FINGERPRINT_SETTINGS:
+        if (settings.get(name) or {}).get('setting'):
+            return provider
+    return 'generic'
+
+
+def wal_rate(cursor, major):
+    if major < 14:
+        return None
+    row = fetch_one(cursor, WAL_RATE)
+    if not row or not row['seconds'] or row['seconds'] < 60:
+        return None
+    return dict(bytes_per_day=int(row['wal_bytes'] / row['seconds'] * 86400), measured_seconds=int(row['seconds']))
+
+
+def probe_replication(params, user=None, password=None):
+    """Open a replication=database connection and run IDENTIFY_SYSTEM; returns (ok, detail)."""
+    try:
+        conn = connect(params, user=user, password=password,
+                       connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    except ClickPipesError as exc:
+        return False, str(exc)
+    try:
+        cursor = conn.cursor()
+        cursor.execute('IDENTIFY_SYSTEM')
+        row = cursor.fetchone()
+        return True, 'IDENTIFY_SYSTEM answered (system %s, timeline %s)' % (row[0], row[1])
+    except psycopg2.Error as exc:
+        return False, 'IDENTIFY_SYSTEM failed: %s' % str(exc).strip()
+    finally:
+        conn.close()
+
+
+def pooler_facts(params, settings, provider):
+    """What tells a pooler apart from a direct connection: host name, ports, and whether a walsender starts."""
+    reached, detail = probe_replication(params)
+    server_port = (settings.get('port') or {}).get('amount')
+    return dict(
+        host=params['login_host'], port=params['login_port'], server_port=server_port,
+        neon_pooler_host=providers.is_neon_pooler_host(params['login_host']),
+        pgbouncer=not reached and 'unsupported startup parameter' in detail,
+        provider=provider)
+
+
+def gather(params, conn, cursor):
+    """All facts the checks need, as plain data."""
+    major = conn.server_version // 10000
+    server = fetch_one(cursor, SERVER)
+    server['major'] = major
+    settings = read_settings(cursor)
+    detected = fingerprint(server, settings)
+    provider = detected if params['provider'] == 'auto' else params['provider']
+    slot_query = SLOTS.format(wal_status='wal_status' if major >= 13 else 'NULL::text')
+    facts = dict(server=server, settings=settings, detected_provider=detected, provider=provider,
+                 slots=fetch_dicts(cursor, slot_query), wal_rate=wal_rate(cursor, major))
+
+    scope = scopes.resolve(cursor, params['schemas'], params['tables'])
+    relations = scopes.published_relations(cursor, scope, major)
+    facts['scope'] = scope
+    facts['partitioned'] = [t['qualified'] for t in scope.tables if t['kind'] == 'p']
+    published = set(r['oid'] for r in relations)
+    checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published]
+    facts['identity_problems'] = [(t['qualified'], scopes.identity_problem(t)) for t in checked if scopes.identity_problem(t)]
+    facts['toast'] = fetch_dicts(cursor, TOAST_COLUMNS, dict(oids=[t['oid'] for t in relations]))
+    facts['dotted'] = [t['qualified'] for t in scope.tables if '.' in t['schema'] or '.' in t['name']]
+
+    publication = publications.read_state(cursor, params['publication'], major)
+    facts['publication'] = publication
+    facts['unpublished'] = [r['qualified'] for r in publications.uncovered(cursor, publication, relations, major)]
+
+    role = roles.read_role(cursor, params['user'])
+    facts['user'] = role
+    if role is not None:
+        facts['privileges'] = user_privileges(cursor, params['user'], scope, relations)
+    facts['pooler'] = pooler_facts(params, settings, provider)
+    if params['password']:
+        login = providers.clickpipes_login(params['user'], provider, params['login_user'])
+        facts['replication_connection'] = probe_replication(params, user=login, password=params['password'])
+    return facts
+
+
+def user_privileges(cursor, user, scope, relations):
+    tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=[r['oid'] for r in relations]))
+    pairs = sorted(set((t['owner'], t['schema']) for t in scope.tables if t['owner'] != user))
+    default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
+        user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))
+    return dict(
+        schemas_without_usage=[row['schema'] for row in fetch_dicts(cursor, grants.SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=user))],
+        tables_without_select=[t['qualified'] for t in tables if not t['can_select']],
+        writable_tables=[t['qualified'] for t in tables if t['can_write']],
+        default_privileges_missing=[(row['owner'], row['schema']) for row in default_acl if not row['granted']],
+        row_security_tables=[t['qualified'] for t in scope.tables if t['row_security']],
+    )

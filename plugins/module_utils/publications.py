@@ -1,0 +1,189 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The publication: its state, which tables it covers, and the statements that converge it safely."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, fetch_one
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import identity_problem, partitions, table_facts
+
+try:
+    from psycopg2 import sql
+except ImportError:  # reported by connection.connect
+    sql = None
+
+OPERATIONS = ('insert', 'update', 'delete', 'truncate')
+
+PUBLICATION = """
+SELECT p.oid, p.pubname AS name, pg_get_userbyid(p.pubowner) AS owner, p.puballtables AS all_tables,
+       p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate, {via_root} AS via_root,
+       pg_has_role(current_user, p.pubowner, 'USAGE') AS admin_owns
+  FROM pg_publication p WHERE p.pubname = %(name)s
+"""
+
+MEMBERS = """
+SELECT c.oid, n.nspname AS schema, c.relname AS name, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+  FROM pg_publication_rel pr JOIN pg_class c ON c.oid = pr.prrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE pr.prpubid = %(pub)s ORDER BY n.nspname, c.relname
+"""
+
+MEMBER_SCHEMAS = """
+SELECT n.nspname AS name FROM pg_publication_namespace pn JOIN pg_namespace n ON n.oid = pn.pnnspid
+ WHERE pn.pnpubid = %(pub)s ORDER BY n.nspname
+"""
+
+# A relation is covered when it, or a partitioned table above it, is a member, or (PostgreSQL 15+) the schema of
+# one of those is.
+UNCOVERED = """
+SELECT r.oid FROM unnest(%(oids)s::oid[]) AS r(oid)
+ WHERE NOT EXISTS (
+       SELECT 1 FROM (SELECT r.oid AS relid UNION SELECT a.relid FROM pg_partition_ancestors(r.oid) a) AS up
+         JOIN pg_class c ON c.oid = up.relid
+        WHERE EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = %(pub)s AND pr.prrelid = up.relid)
+              {schema_member})
+"""
+SCHEMA_MEMBER = 'OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = %(pub)s AND pn.pnnspid = c.relnamespace)'
+
+ALL_TABLES_IN = """
+SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+   AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
+   AND (%(schemas)s::text[] IS NULL OR n.nspname = ANY(%(schemas)s::text[]))
+"""
+
+ADMIN_CAN_ADD = """
+SELECT c.oid, pg_has_role(current_user, c.relowner, 'USAGE') AS admin_owns
+  FROM pg_class c WHERE c.oid = ANY(%(oids)s::oid[])
+"""
+
+CAN_CREATE = "SELECT has_database_privilege(current_database(), 'CREATE') AS can_create"
+
+SUPERUSER_ONLY_HINT = (
+    'FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser in stock PostgreSQL (Neon also allows neon_superuser). '
+    'Use mode: tables (the default): it lists the tables explicitly and works for an admin that owns them.')
+
+
+def read_state(cursor, name, server_major):
+    via_root = 'p.pubviaroot' if server_major >= 13 else 'false'
+    publication = fetch_one(cursor, PUBLICATION.format(via_root=via_root), dict(name=name))
+    if publication is None:
+        return None
+    publication['operations'] = [op for op in OPERATIONS if publication.pop('pub' + op)]
+    publication['members'] = fetch_dicts(cursor, MEMBERS, dict(pub=publication['oid']))
+    publication['schemas'] = ([row['name'] for row in fetch_dicts(cursor, MEMBER_SCHEMAS, dict(pub=publication['oid']))]
+                              if server_major >= 15 else [])
+    return publication
+
+
+def public_state(publication):
+    if publication is None:
+        return dict(exists=False)
+    return dict(exists=True, name=publication['name'], owner=publication['owner'], all_tables=publication['all_tables'],
+                schemas=list(publication['schemas']), tables=qualified_names(publication['members']),
+                operations=list(publication['operations']), publish_via_partition_root=publication['via_root'])
+
+
+def qualified_names(relations):
+    """Quoted names in a stable order (catalog order depends on the database's collation)."""
+    return [relation['qualified'] for relation in sorted(relations, key=lambda relation: (relation['schema'], relation['name']))]
+
+
+def uncovered(cursor, publication, relations, server_major):
+    """The relations the publication does not publish yet."""
+    if publication is None:
+        return list(relations)
+    if publication['all_tables']:
+        return []
+    query = UNCOVERED.format(schema_member=SCHEMA_MEMBER if server_major >= 15 else '')
+    missing = set(row['oid'] for row in fetch_dicts(cursor, query, dict(oids=[r['oid'] for r in relations], pub=publication['oid'])))
+    return [relation for relation in relations if relation['oid'] in missing]
+
+
+def tables_in(cursor, schemas=None):
+    """Facts of every user table (in the given schemas), for the identity guard of schema and all-tables modes."""
+    return table_facts(cursor, [row['oid'] for row in fetch_dicts(cursor, ALL_TABLES_IN, dict(schemas=schemas))])
+
+
+def refuse_missing_identity(cursor, relations, publication_name):
+    """Fail, naming every table, when publishing UPDATE/DELETE would make the application's writes fail."""
+    checked = list(relations) + partitions(cursor, relations)
+    broken = []
+    for table in checked:
+        problem = identity_problem(table)
+        if problem:
+            broken.append('%s (%s)' % (table['qualified'], problem))
+    if broken:
+        raise ClickPipesError(
+            'Refusing to publish UPDATE/DELETE of %s for %d table(s) without a usable replica identity: PostgreSQL '
+            'would then reject the application\'s UPDATE and DELETE on them. Tables: %s. Fix each table (add a primary '
+            'key, or ALTER TABLE ... REPLICA IDENTITY FULL, or REPLICA IDENTITY USING INDEX on a unique index of NOT NULL '
+            'columns), leave it out of tables, or set allow_missing_replica_identity: true if the application never '
+            'updates or deletes rows there.' % (publication_name, len(broken), shorten(broken)))
+
+
+def refuse_what_admin_cannot_add(cursor, relations, admin):
+    if not relations:
+        return
+    rows = fetch_dicts(cursor, ADMIN_CAN_ADD, dict(oids=[relation['oid'] for relation in relations]))
+    cannot = set(row['oid'] for row in rows if not row['admin_owns'])
+    if cannot:
+        names = ['%s (owner %s)' % (r['qualified'], r['owner']) for r in relations if r['oid'] in cannot]
+        owners = sorted(set(r['owner'] for r in relations if r['oid'] in cannot))
+        raise ClickPipesError(
+            'The admin login %s cannot add %s to a publication: that needs ownership of the table or membership in the '
+            'role that owns it. GRANT %s TO %s, or run as the owner. Nothing was applied.'
+            % (admin, shorten(names), ', '.join(owners), admin))
+
+
+def refuse_unless_can_create(cursor, admin):
+    if not fetch_one(cursor, CAN_CREATE)['can_create']:
+        raise ClickPipesError('The admin login %s lacks CREATE on this database, which creating a publication needs. '
+                              'GRANT CREATE ON DATABASE <db> TO %s.' % (admin, admin))
+
+
+def refuse_unless_owner(publication, admin):
+    if publication is not None and not publication['admin_owns']:
+        raise ClickPipesError('Publication %s is owned by %s; only its owner (or a member of that role) can change it. '
+                              'Run as %s, or GRANT %s TO %s.' % (publication['name'], publication['owner'],
+                                                                 publication['owner'], publication['owner'], admin))
+
+
+def table_list(relations):
+    return sql.SQL(', ').join(sql.Identifier(relation['schema'], relation['name']) for relation in relations)
+
+
+def schema_list(schemas):
+    return sql.SQL(', ').join(sql.Identifier(schema) for schema in schemas)
+
+
+def with_options(operations, via_root, server_major):
+    options = [sql.SQL('publish = {}').format(sql.Literal(', '.join(operations)))]
+    if via_root is not None and server_major >= 13:
+        options.append(sql.SQL('publish_via_partition_root = {}').format(sql.Literal(via_root)))
+    return sql.SQL(', ').join(options)
+
+
+def target_clause(mode, relations, schemas):
+    if mode == 'all_tables':
+        return sql.SQL('FOR ALL TABLES')
+    if mode == 'schemas':
+        return sql.SQL('FOR TABLES IN SCHEMA {}').format(schema_list(schemas))
+    return sql.SQL('FOR TABLE {}').format(table_list(relations))
+
+
+def create(plan, name, mode, relations, schemas, operations, via_root, server_major):
+    hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
+    plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
+        sql.Identifier(name), target_clause(mode, relations, schemas), with_options(operations, via_root, server_major)),
+        'creating publication %s' % name, privilege_hint=hint)
+
+
+def alter(plan, name, clause, doing, hint=None):
+    plan.add(sql.SQL('ALTER PUBLICATION {} ').format(sql.Identifier(name)) + clause, doing, privilege_hint=hint)
+
+
+def drop(plan, name):
+    plan.add(sql.SQL('DROP PUBLICATION {}').format(sql.Identifier(name)), 'dropping publication %s' % name)

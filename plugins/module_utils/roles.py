@@ -1,0 +1,127 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The replication role: its state (from pg_roles, never pg_authid) and the statements that converge it."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    connect,
+    fetch_dicts,
+    fetch_one,
+)
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
+
+try:
+    from psycopg2 import sql
+    from psycopg2.extensions import encrypt_password
+except ImportError:  # reported by connection.connect
+    sql = encrypt_password = None
+
+PASSWORD_PLACEHOLDER = "'********'"
+
+ROLE_STATE = """
+SELECT oid, rolname AS name, rolcanlogin AS login, rolreplication AS replication, rolbypassrls AS bypass_rls,
+       rolconnlimit AS connection_limit, rolsuper AS superuser, rolcreaterole AS create_role, rolcreatedb AS create_db
+  FROM pg_roles WHERE rolname = %(name)s
+"""
+
+WAL_SENDERS = """
+SELECT pid FROM pg_stat_activity WHERE usename = %(name)s AND backend_type = 'walsender' ORDER BY pid
+"""
+
+OWNED_OBJECTS = """
+SELECT count(*) AS owned FROM pg_shdepend
+ WHERE refclassid = 'pg_authid'::regclass AND refobjid = %(oid)s AND deptype = 'o'
+   AND dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+REPLICATION_PRIVILEGE_HINT = (
+    'Granting REPLICATION needs a superuser on PostgreSQL 15 and older, and on 16 and later an admin that has '
+    'CREATEROLE and REPLICATION itself. On a managed provider, create the role with REPLICATION in the provider '
+    'console or API (Neon: Roles page or API; PlanetScale: pscale role create --with-replication), then re-run: '
+    'the module only checks a role that is already right.')
+
+
+def read_role(cursor, name):
+    return fetch_one(cursor, ROLE_STATE, dict(name=name))
+
+
+def public_state(role):
+    """The part of the role's state that is shown to the user."""
+    if role is None:
+        return dict(exists=False)
+    state = dict(role, exists=True)
+    state.pop('oid')
+    return state
+
+
+def password_works(params, name, password):
+    """Whether ``name`` can log in with ``password`` right now (pg_authid is unreadable on managed providers)."""
+    try:
+        conn = connect(params, user=name, password=password, connect_timeout=min(params['connect_timeout'], 10))
+    except ClickPipesError:
+        return False
+    conn.close()
+    return True
+
+
+def attribute_changes(role, want):
+    """The role options (as SQL keywords) needed so the role has what ``want`` asks for."""
+    wanted_flags = [('login', 'LOGIN', True), ('replication', 'REPLICATION', True), ('bypass_rls', 'BYPASSRLS', want['bypass_rls'])]
+    options = []
+    for key, keyword, value in wanted_flags:
+        if value is None or (role is not None and role[key] == value):
+            continue
+        options.append(sql.SQL(keyword if value else 'NO' + keyword))
+    limit = want['connection_limit']
+    if limit is not None and (role is None or role['connection_limit'] != limit):
+        options.append(sql.SQL('CONNECTION LIMIT {}').format(sql.Literal(limit)))
+    return options
+
+
+def plan_present(conn, role, want, set_password):
+    """Statements that create or alter the role; the password is hashed here, on the client."""
+    plan = Plan()
+    options = attribute_changes(role, want)
+    password_option = None
+    if set_password:
+        verifier = encrypt_password(want['password'], want['name'], conn, 'scram-sha-256')
+        password_option = sql.SQL('PASSWORD {}').format(sql.Literal(verifier))
+    if role is not None and not options and password_option is None:
+        return plan
+    verb = 'CREATE ROLE {} WITH ' if role is None else 'ALTER ROLE {} WITH '
+    statement = sql.SQL(verb).format(sql.Identifier(want['name'])) + sql.SQL(' ').join(options + ([password_option] if password_option else []))
+    display = None
+    if password_option is not None:
+        shown = sql.SQL(verb).format(sql.Identifier(want['name'])) + sql.SQL(' ').join(options + [sql.SQL('PASSWORD ' + PASSWORD_PLACEHOLDER)])
+        display = shown.as_string(conn)
+    doing = ('creating role %s' if role is None else 'altering role %s') % want['name']
+    plan.add(statement, doing, display=display, privilege_hint=REPLICATION_PRIVILEGE_HINT)
+    return plan
+
+
+def plan_absent(cursor, role, force):
+    """Statements that drop the role; refuses while ClickPipes streams unless forced."""
+    plan = Plan()
+    if role is None:
+        return plan
+    senders = [row['pid'] for row in fetch_dicts(cursor, WAL_SENDERS, dict(name=role['name']))]
+    if senders and not force:
+        raise ClickPipesError(
+            'Role %s has %d active replication connection(s) (pid %s): a ClickPipe is probably streaming from it. '
+            'Pause or delete the ClickPipe first, or set force: true to terminate those connections.'
+            % (role['name'], len(senders), ', '.join(str(pid) for pid in senders)))
+    owned = fetch_one(cursor, OWNED_OBJECTS, dict(oid=role['oid']))['owned']
+    if owned:
+        raise ClickPipesError(
+            'Role %s owns %d object(s) in this database; dropping it would need them dropped or reassigned. '
+            'Run REASSIGN OWNED BY %s TO <another role> first.' % (role['name'], owned, role['name']))
+    if senders:
+        plan.add(sql.SQL('SELECT pg_terminate_backend(pid) FROM unnest({}::int[]) AS pid').format(sql.Literal(senders)),
+                 'terminating the replication connections of %s' % role['name'])
+    plan.add(sql.SQL('DROP OWNED BY {}').format(sql.Identifier(role['name'])), 'revoking the privileges of %s' % role['name'])
+    plan.add(sql.SQL('DROP ROLE {}').format(sql.Identifier(role['name'])), 'dropping role %s' % role['name'],
+             privilege_hint='Dropping a role needs CREATEROLE (and, on PostgreSQL 16 and later, ADMIN OPTION on it).')
+    return plan

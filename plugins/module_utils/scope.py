@@ -1,0 +1,228 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which tables are replicated: parsing the user's names and resolving them with set-based queries."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts
+
+MAX_IDENTIFIER_BYTES = 63
+
+SCOPE_ARGUMENT_SPEC = dict(
+    schemas=dict(type='list', elements='str', default=['public']),
+    tables=dict(type='list', elements='str', default=[]),
+)
+
+
+def check_identifier(name, what):
+    if not name:
+        raise ClickPipesError('An empty %s name was given: remove it or write the name.' % what)
+    if '\x00' in name:
+        raise ClickPipesError('The %s name %r contains a NUL character, which PostgreSQL does not allow.' % (what, name))
+    if len(name.encode('utf-8')) > MAX_IDENTIFIER_BYTES:
+        raise ClickPipesError('The %s name %r is longer than PostgreSQL\'s 63-byte limit, so no such object can exist.'
+                              % (what, name))
+    return name
+
+
+def split_qualified(text):
+    """Split ``schema.table`` into parts. A part in double quotes may contain dots ("" is a quote)."""
+    parts, current, index, quoted_part = [], [], 0, False
+    while index < len(text):
+        char = text[index]
+        if char == '"' and not current and not quoted_part:
+            end = index + 1
+            while True:
+                end = text.find('"', end)
+                if end < 0:
+                    raise ClickPipesError('The table name %r has an unclosed double quote.' % text)
+                if text[end + 1:end + 2] == '"':
+                    end += 2
+                    continue
+                break
+            current.append(text[index + 1:end].replace('""', '"'))
+            quoted_part = True
+            index = end + 1
+            if index < len(text) and text[index] != '.':
+                raise ClickPipesError('The table name %r has text after a closing double quote.' % text)
+            continue
+        if char == '.':
+            parts.append(''.join(current))
+            current, quoted_part = [], False
+        else:
+            current.append(char)
+        index += 1
+    parts.append(''.join(current))
+    return parts
+
+
+def parse_table_name(text):
+    """``(schema or None, table)`` for ``table``, ``schema.table`` or their double-quoted forms."""
+    parts = split_qualified(text)
+    if len(parts) > 2:
+        raise ClickPipesError('The table name %r has more than one dot. Write schema.table, and double-quote a part '
+                              'that itself contains a dot (ClickPipes cannot replicate such names, though).' % text)
+    if len(parts) == 1:
+        return None, check_identifier(parts[0], 'table')
+    return check_identifier(parts[0], 'schema'), check_identifier(parts[1], 'table')
+
+
+TABLE_FACTS = """
+SELECT c.oid,
+       n.nspname AS schema,
+       c.relname AS name,
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+       c.relkind AS kind,
+       c.relispartition AS is_partition,
+       pg_get_userbyid(c.relowner) AS owner,
+       c.relreplident AS identity,
+       c.relrowsecurity AS row_security,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = ANY(%(oids)s::oid[])
+ ORDER BY n.nspname, c.relname
+"""
+
+EXPLICIT_TABLES = """
+SELECT w.ord, w.schema_name, w.table_name,
+       array_agg(DISTINCT c.oid) FILTER (WHERE c.oid IS NOT NULL) AS oids,
+       array_agg(DISTINCT n.nspname) FILTER (WHERE c.oid IS NOT NULL) AS found_in
+  FROM unnest(%(schema_names)s::text[], %(table_names)s::text[]) WITH ORDINALITY AS w(schema_name, table_name, ord)
+  LEFT JOIN pg_namespace n
+         ON n.nspname = coalesce(w.schema_name, n.nspname)
+        AND (w.schema_name IS NOT NULL OR n.nspname = ANY(%(search)s::text[]))
+  LEFT JOIN pg_class c
+         ON c.relnamespace = n.oid AND c.relname = w.table_name AND c.relkind IN ('r', 'p')
+ GROUP BY w.ord, w.schema_name, w.table_name
+ ORDER BY w.ord
+"""
+
+SCHEMA_TABLES = """
+SELECT c.oid
+  FROM pg_class c
+  JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE n.nspname = ANY(%(schemas)s::text[])
+   AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+"""
+
+MISSING_SCHEMAS = """
+SELECT s AS name FROM unnest(%(schemas)s::text[]) AS s
+ WHERE NOT EXISTS (SELECT 1 FROM pg_namespace n WHERE n.nspname = s)
+"""
+
+PARTITIONS = """
+SELECT DISTINCT t.relid::oid AS oid
+  FROM unnest(%(oids)s::oid[]) AS root(oid), pg_partition_tree(root.oid) t
+ WHERE t.level > 0
+"""
+
+
+class Scope:
+    """The resolved tables (facts per table) and the schemas they live in."""
+
+    def __init__(self, tables, schemas, missing_schemas=(), missing_tables=(), ambiguous=()):
+        self.tables = tables
+        self.schemas = schemas
+        self.missing_schemas = list(missing_schemas)
+        self.missing_tables = list(missing_tables)
+        self.ambiguous = list(ambiguous)
+
+    @property
+    def oids(self):
+        return [table['oid'] for table in self.tables]
+
+    def problems(self):
+        """Human sentences for names that did not resolve; empty when the scope is sound."""
+        messages = []
+        if self.missing_schemas:
+            messages.append('schemas not found: %s' % ', '.join(self.missing_schemas))
+        if self.missing_tables:
+            messages.append('tables not found: %s' % ', '.join(self.missing_tables))
+        for name, schemas in self.ambiguous:
+            messages.append('table %s exists in several schemas (%s): write it as schema.table' % (name, ', '.join(schemas)))
+        return messages
+
+    def require_sound(self):
+        problems = self.problems()
+        if problems:
+            raise ClickPipesError('The replication scope does not match the database: %s.' % '; '.join(problems))
+        if not self.tables:
+            raise ClickPipesError('No table to replicate was found in schemas %s. Create the tables first, or name them '
+                                  'in tables.' % ', '.join(self.schemas or ['(none)']))
+
+
+def table_facts(cursor, oids):
+    return fetch_dicts(cursor, TABLE_FACTS, dict(oids=list(oids))) if oids else []
+
+
+def resolve(cursor, schemas, tables):
+    """Resolve the user's schemas and table names into a Scope (one query per kind of fact)."""
+    schemas = [check_identifier(name, 'schema') for name in schemas]
+    missing_schemas = [row['name'] for row in fetch_dicts(cursor, MISSING_SCHEMAS, dict(schemas=schemas))]
+    if not tables:
+        oids = [row['oid'] for row in fetch_dicts(cursor, SCHEMA_TABLES, dict(schemas=schemas))]
+        facts = table_facts(cursor, oids)
+        return Scope(facts, [name for name in schemas if name not in missing_schemas], missing_schemas)
+
+    parsed = [parse_table_name(text) for text in tables]
+    rows = fetch_dicts(cursor, EXPLICIT_TABLES, dict(
+        schema_names=[schema for schema, _name in parsed],
+        table_names=[name for _schema, name in parsed],
+        search=schemas,
+    ))
+    oids, missing, ambiguous = [], [], []
+    for row, text in zip(rows, tables):
+        found = row['oids'] or []
+        if not found:
+            missing.append(text)
+        elif len(found) > 1:
+            ambiguous.append((text, sorted(row['found_in'])))
+        else:
+            oids.append(found[0])
+    facts = table_facts(cursor, sorted(set(oids)))
+    unqualified_missing = any(parse_table_name(text)[0] is None for text in missing)
+    return Scope(facts, sorted(set(table['schema'] for table in facts)),
+                 missing_schemas if unqualified_missing else [], missing, ambiguous)
+
+
+def partitions(cursor, tables):
+    """Facts for every partition below the partitioned tables among ``tables``."""
+    roots = [table['oid'] for table in tables if table['kind'] == 'p']
+    if not roots:
+        return []
+    oids = [row['oid'] for row in fetch_dicts(cursor, PARTITIONS, dict(oids=roots))]
+    return table_facts(cursor, oids)
+
+
+def identity_problem(table):
+    """Why UPDATE/DELETE on this table would fail once it is published, or None."""
+    identity = table['identity']
+    if identity == 'n':
+        return 'REPLICA IDENTITY NOTHING'
+    if identity == 'd' and not table['has_primary_key']:
+        return 'no primary key (REPLICA IDENTITY DEFAULT)'
+    if identity == 'i' and not table['has_identity_index']:
+        return 'REPLICA IDENTITY USING INDEX without a usable index'
+    return None
+
+
+def identity_fix(qualified):
+    return ('add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX on a unique index of '
+            'NOT NULL columns)' % qualified)
+
+
+def published_relations(cursor, scope, server_major):
+    """The relations a FOR TABLE publication lists: the scoped tables, with partitioned ones replaced by
+    their leaf partitions on PostgreSQL 12 (which cannot publish a partitioned table)."""
+    if server_major >= 13:
+        return list(scope.tables)
+    plain = [table for table in scope.tables if table['kind'] != 'p']
+    leaves = [table for table in partitions(cursor, scope.tables) if table['kind'] == 'r']
+    seen = set(table['oid'] for table in plain)
+    return plain + [table for table in leaves if table['oid'] not in seen]

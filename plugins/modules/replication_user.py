@@ -1,0 +1,194 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: replication_user
+short_description: Create the PostgreSQL role ClickPipes logs in as for CDC
+version_added: 0.1.0
+description:
+  - Makes sure a role with C(LOGIN) and C(REPLICATION) exists, with the password ClickPipes will use.
+  - The password is hashed on the client (SCRAM-SHA-256) before it is sent, so the plaintext never reaches the server,
+    its logs or C(pg_stat_statements).
+  - The role's state is read from C(pg_roles), never C(pg_authid), so the module works with the non-superuser admin
+    of a managed provider. To tell whether a password is already right (O(update_password=always)), it logs in with it.
+  - Attributes the module is not asked about are left as they are; nothing is removed unless asked for.
+author: pgcdc.clickpipes contributors
+options:
+  name:
+    description:
+      - Name of the role, for example C(clickpipes_user).
+      - On PlanetScale ClickPipes logs in as C(<name>.<branch_id>); the role itself is named O(name).
+    type: str
+    required: true
+  password:
+    description:
+      - Password of the role. Hashed with SCRAM-SHA-256 on the client before it is sent.
+      - Without it a new role is created with no password (it cannot log in with one until a password is set).
+    type: str
+  update_password:
+    description:
+      - V(on_create) sets the password only when the role is created.
+      - V(always) also sets it on an existing role, unless logging in with O(password) already works (then nothing changes).
+    type: str
+    choices: [on_create, always]
+    default: on_create
+  bypass_rls:
+    description:
+      - V(true) adds C(BYPASSRLS) so row-level security cannot hide rows from the initial load; V(false) removes it.
+      - When unset, the attribute is left as it is.
+    type: bool
+  connection_limit:
+    description:
+      - C(CONNECTION LIMIT) of the role (V(-1) for no limit). When unset, it is left as it is.
+      - Each ClickPipe opens one replication connection plus a few ordinary ones during the initial load.
+    type: int
+  state:
+    description:
+      - V(present) creates or updates the role; V(absent) drops it after revoking its privileges in this database.
+    type: str
+    choices: [present, absent]
+    default: present
+  force:
+    description:
+      - With O(state=absent), terminate the role's replication connections instead of refusing to drop a role that is
+        streaming to ClickPipes.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - pgcdc.clickpipes.connection
+  - pgcdc.clickpipes.connection.write
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
+seealso:
+  - name: CREATE ROLE
+    description: PostgreSQL documentation of role attributes.
+    link: https://www.postgresql.org/docs/current/sql-createrole.html
+  - module: pgcdc.clickpipes.replication_grants
+  - module: pgcdc.clickpipes.source_check
+'''
+
+EXAMPLES = r'''
+- name: Create the ClickPipes replication user
+  pgcdc.clickpipes.replication_user:
+    login_host: db.example.com
+    login_user: admin
+    login_password: "{{ admin_password }}"
+    login_db: app
+    name: clickpipes_user
+    password: "{{ clickpipes_password }}"
+
+- name: Rotate its password (no change reported when it is already right)
+  pgcdc.clickpipes.replication_user:
+    login_host: db.example.com
+    login_user: admin
+    login_password: "{{ admin_password }}"
+    name: clickpipes_user
+    password: "{{ new_clickpipes_password }}"
+    update_password: always
+
+- name: Drop it once the ClickPipe is gone
+  pgcdc.clickpipes.replication_user:
+    login_host: db.example.com
+    login_user: admin
+    login_password: "{{ admin_password }}"
+    login_db: app
+    name: clickpipes_user
+    state: absent
+'''
+
+RETURN = r'''
+queries:
+  description: Statements run (or, in check mode, that would run). Passwords appear as C('********').
+  returned: always
+  type: list
+  elements: str
+  sample: ["CREATE ROLE \"clickpipes_user\" WITH LOGIN REPLICATION PASSWORD '********'"]
+role:
+  description: State of the role after the run (predicted in check mode).
+  returned: always
+  type: dict
+  sample: {"exists": true, "name": "clickpipes_user", "login": true, "replication": true, "bypass_rls": false,
+           "connection_limit": -1, "superuser": false, "create_role": false, "create_db": false}
+diff:
+  description: The role's state before and after, in diff mode.
+  returned: when diff mode is on
+  type: dict
+  contains:
+    before:
+      description: State before the run.
+      type: dict
+    after:
+      description: State after the run.
+      type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import run_writing_module, write_argument_spec
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import roles
+
+
+def predicted(role, want, state):
+    """The role's state once the plan has run, for check mode."""
+    if state == 'absent':
+        return dict(exists=False)
+    after = roles.public_state(role) if role else dict(
+        exists=True, name=want['name'], bypass_rls=False, connection_limit=-1, superuser=False, create_role=False, create_db=False)
+    after.update(login=True, replication=True)
+    if want['bypass_rls'] is not None:
+        after['bypass_rls'] = want['bypass_rls']
+    if want['connection_limit'] is not None:
+        after['connection_limit'] = want['connection_limit']
+    return after
+
+
+def converge(module, conn, cursor):
+    params = module.params
+    role = roles.read_role(cursor, params['name'])
+    if params['state'] == 'absent':
+        plan = roles.plan_absent(cursor, role, params['force'])
+    else:
+        set_password = params['password'] is not None and (
+            role is None or (params['update_password'] == 'always' and not roles.password_works(params, params['name'], params['password'])))
+        if role is None and params['password'] is None:
+            module.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
+        plan = roles.plan_present(conn, role, params, set_password)
+    queries = plan.queries(conn)
+    if not module.check_mode:
+        plan.apply(cursor)
+        after = roles.public_state(roles.read_role(cursor, params['name']))
+    else:
+        after = predicted(role, params, params['state'])
+    result = dict(changed=bool(plan), queries=queries, role=after)
+    if module._diff:
+        result['diff'] = dict(before=roles.public_state(role), after=after)
+    return result
+
+
+def main():
+    argument_spec = write_argument_spec()
+    argument_spec.update(
+        name=dict(type='str', required=True),
+        password=dict(type='str', no_log=True),
+        update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
+        bypass_rls=dict(type='bool'),
+        connection_limit=dict(type='int'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        force=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    run_writing_module(module, 'role:' + module.params['name'], converge)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,260 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+module: source_check
+short_description: Check that a PostgreSQL database is ready to be a ClickPipes CDC source, and say what is left to do
+version_added: 0.1.0
+description:
+  - Reads the server, the replication user, the publication and the tables in scope, and returns one finding per
+    check id (server version, primary, wal_level, WAL senders and slots, WAL retention, timeouts, slot health, the
+    user and its privileges, a real replication connection, the publication, replica identity, TOAST columns, table
+    names, poolers, TLS and the provider), all in one pass.
+  - Each finding has a status (V(ok), V(warning), V(error) or V(skipped), never a skipped check reported as passed),
+    what was observed and expected, and a fix with SQL and/or manual console steps and whether a restart follows.
+  - Fingerprints the provider (Neon, PlanetScale, RDS, Aurora, Cloud SQL, Azure, Supabase or self-hosted) and returns
+    the connection details to type into ClickPipes (on PlanetScale the user name carries the branch id).
+  - Never changes anything. It can run as the admin or as the replication user.
+author: pgcdc.clickpipes contributors
+options:
+  user:
+    description:
+      - The replication role ClickPipes logs in as.
+    type: str
+    default: clickpipes_user
+  password:
+    description:
+      - Password of O(user). When given, the C(replication_connection) check opens a real replication connection as
+        O(user) and runs C(IDENTIFY_SYSTEM); otherwise that check is skipped.
+    type: str
+  schemas:
+    description:
+      - Schemas in scope. With an empty O(tables), all their tables (partitions and extension tables excluded).
+    type: list
+    elements: str
+    default: [public]
+  tables:
+    description:
+      - Tables in scope, as C(schema.table) or C(table) (looked up in O(schemas)). Names are matched exactly.
+    type: list
+    elements: str
+    default: []
+  publication:
+    description:
+      - Name of the publication ClickPipes reads.
+    type: str
+    default: clickpipes_publication
+  provider:
+    description:
+      - Provider whose console steps the fixes name. V(auto) uses the fingerprint.
+      - The C(provider) check warns when the fingerprint differs from the provider asked for.
+    type: str
+    choices: [auto, generic, planetscale, neon]
+    default: auto
+  fail_on:
+    description:
+      - Fail the task when a finding has this status or worse. V(never) only reports.
+    type: str
+    choices: [error, warning, never]
+    default: error
+  skip_checks:
+    description:
+      - Check ids not to run. They are reported with status V(skipped).
+    type: list
+    elements: str
+    default: []
+  max_slot_wal_keep_size_target:
+    description:
+      - The smallest C(max_slot_wal_keep_size) that does not draw a warning (PostgreSQL size syntax). The recommendation
+        is the larger of this and three times the daily WAL measured by C(pg_stat_wal) (PostgreSQL 14 and later).
+    type: str
+    default: 100GB
+extends_documentation_fragment:
+  - pgcdc.clickpipes.connection
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  platform:
+    platforms: posix
+notes:
+  - The check ids and their severities are listed in the collection's documentation; they are a stable interface.
+seealso:
+  - module: pgcdc.clickpipes.replication_user
+  - module: pgcdc.clickpipes.publication
+  - name: ClickPipes for Postgres
+    description: ClickHouse's documentation of Postgres CDC sources.
+    link: https://clickhouse.com/docs/integrations/clickpipes/postgres
+'''
+
+EXAMPLES = r'''
+- name: Check a source and fail on errors
+  pgcdc.clickpipes.source_check:
+    login_host: db.example.com
+    login_user: admin
+    login_password: "{{ admin_password }}"
+    login_db: app
+    user: clickpipes_user
+    password: "{{ clickpipes_password }}"
+  register: readiness
+
+- name: Show what is left to do by hand
+  ansible.builtin.debug:
+    var: readiness.manual_steps
+
+- name: Report only, as the replication user, skipping the TOAST advice
+  pgcdc.clickpipes.source_check:
+    login_host: db.example.com
+    login_user: clickpipes_user
+    login_password: "{{ clickpipes_password }}"
+    login_db: app
+    password: "{{ clickpipes_password }}"
+    fail_on: never
+    skip_checks: [toast_columns]
+'''
+
+RETURN = r'''
+findings:
+  description: One finding per check id, in catalogue order.
+  returned: always
+  type: list
+  elements: dict
+  contains:
+    id:
+      description: The check id.
+      type: str
+    status:
+      description: V(ok), V(warning), V(error) or V(skipped).
+      type: str
+    message:
+      description: One sentence for a person.
+      type: str
+    observed:
+      description: What was found.
+      type: raw
+    expected:
+      description: What ClickPipes needs or recommends.
+      type: raw
+    fix:
+      description: C(sql) (statements to run), C(manual) (steps with provider, what, where, current, target, restart, caution) and C(restart).
+      type: dict
+  sample: [{"id": "wal_level", "status": "error", "message": "wal_level is replica: logical decoding, and so CDC, needs logical.",
+            "observed": "replica", "expected": "logical",
+            "fix": {"sql": ["ALTER SYSTEM SET wal_level = logical"], "manual": [], "restart": true}}]
+summary:
+  description: How many findings have each status, and C(ready) (no error).
+  returned: always
+  type: dict
+  sample: {"ok": 25, "warning": 2, "error": 0, "skipped": 2, "ready": true}
+provider:
+  description: The provider the fixes are written for (the fingerprint unless O(provider) names one).
+  returned: always
+  type: str
+  sample: neon
+server:
+  description: Server facts.
+  returned: always
+  type: dict
+  sample: {"version": "16.4", "version_num": 160004, "major": 16, "in_recovery": false, "database": "app", "ssl": true,
+           "detected_provider": "neon", "wal_bytes_per_day": 1073741824, "recommended_max_slot_wal_keep_size": "100GB"}
+manual_steps:
+  description: Every manual step of the findings that are not ok, then the provider's standing notices.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{"id": "wal_level", "status": "error", "provider": "planetscale", "what": "Set wal_level to logical.",
+            "where": "PlanetScale console: your database > Cluster configuration > Parameters > Write-ahead log",
+            "current": "replica", "target": "logical", "restart": true, "caution": "Changing wal_level restarts the cluster."}]
+clickpipes_connection:
+  description: What to type into ClickPipes.
+  returned: always
+  type: dict
+  sample: {"host": "db.example.com", "port": 5432, "database": "app", "user": "clickpipes_user.abc123", "publication": "clickpipes_publication"}
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    connect,
+    connection_argument_spec,
+    fetch_one,
+    psycopg2,
+    read_transaction,
+    sql_error_message,
+)
+
+
+def inspect(params):
+    conn = connect(params)
+    try:
+        with read_transaction(conn) as cursor:
+            target = fetch_one(cursor, 'SELECT pg_size_bytes(%(size)s)::bigint AS bytes', dict(size=params['max_slot_wal_keep_size_target']))
+            return gathering.gather(params, conn, cursor), target['bytes']
+    finally:
+        conn.close()
+
+
+def report(params, facts, target_bytes):
+    ctx = checks.Context(facts, params['user'], params['publication'], target_bytes)
+    findings = checks.run_checks(ctx, params['provider'], skip=set(params['skip_checks']))
+    server = facts['server']
+    rate = facts['wal_rate']
+    return dict(
+        changed=False,
+        findings=findings,
+        summary=checks.summarize(findings),
+        provider=facts['provider'],
+        server=dict(version=server['version'], version_num=server['version_num'], major=server['major'],
+                    in_recovery=server['in_recovery'], database=server['database'], ssl=bool(server['ssl']),
+                    detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
+                    recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
+        manual_steps=checks.manual_steps(findings, facts['provider']),
+        clickpipes_connection=dict(
+            host=params['login_host'], port=params['login_port'], database=server['database'],
+            user=providers.clickpipes_login(params['user'], facts['provider'], params['login_user']),
+            publication=params['publication']),
+    )
+
+
+def main():
+    argument_spec = connection_argument_spec()
+    argument_spec.update(SCOPE_ARGUMENT_SPEC)
+    argument_spec.update(
+        user=dict(type='str', default='clickpipes_user'),
+        password=dict(type='str', no_log=True),
+        publication=dict(type='str', default='clickpipes_publication'),
+        provider=dict(type='str', choices=['auto', 'generic', 'planetscale', 'neon'], default='auto'),
+        fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
+        skip_checks=dict(type='list', elements='str', default=[]),
+        max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    unknown = sorted(set(module.params['skip_checks']) - set(checks.CHECK_IDS))
+    if unknown:
+        module.fail_json(msg='Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
+    try:
+        facts, target_bytes = inspect(module.params)
+    except ClickPipesError as exc:
+        module.fail_json(msg=str(exc))
+    except psycopg2.Error as exc:
+        module.fail_json(msg=sql_error_message(exc, 'reading the catalog'))
+    result = report(module.params, facts, target_bytes)
+    failed = checks.failing(result['findings'], module.params['fail_on'])
+    if failed:
+        result['msg'] = 'The source is not ready for ClickPipes (fail_on: %s): %s' % (
+            module.params['fail_on'], ' | '.join('%s: %s' % (item['id'], item['message']) for item in failed))
+        module.fail_json(**result)
+    module.exit_json(**result)
+
+
+if __name__ == '__main__':
+    main()
