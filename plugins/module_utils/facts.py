@@ -31,6 +31,11 @@ SETTING_VALUES = """
 SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s::text[])
 """
 
+# current_setting() also sees settings no loaded library defines (placeholders), which pg_settings hides.
+PROVIDER_SETTINGS = """
+SELECT name, current_setting(name, true) AS setting, NULL::text AS unit FROM unnest(%(names)s::text[]) AS name
+"""
+
 SLOTS = """
 SELECT slot_name AS name, slot_type AS type, plugin, database, active, {wal_status} AS wal_status,
        pg_wal_lsn_diff(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn() ELSE pg_current_wal_lsn() END,
@@ -80,8 +85,8 @@ def setting_amount(row):
 
 
 def read_settings(cursor):
-    names = list(SETTINGS) + [name for name, _provider in providers.FINGERPRINT_SETTINGS]
-    rows = fetch_dicts(cursor, SETTING_VALUES, dict(names=names))
+    rows = fetch_dicts(cursor, SETTING_VALUES, dict(names=list(SETTINGS)))
+    rows += fetch_dicts(cursor, PROVIDER_SETTINGS, dict(names=[name for name, _provider in providers.FINGERPRINT_SETTINGS]))
     return dict((row['name'], dict(row, amount=setting_amount(row))) for row in rows)
 
 

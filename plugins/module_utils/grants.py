@@ -60,18 +60,13 @@ def default_privilege_pairs(tables, schemas, admin, user):
 
 
 def read_state(cursor, user, user_exists, scope, admin, server_major, with_default_privileges):
-    """What is missing, as lists; when the role does not exist yet (check mode), everything is."""
+    """What is missing, as lists. A role that does not exist yet (check mode) has what PUBLIC has."""
+    subject = user if user_exists else 'public'
     pairs = default_privilege_pairs(scope.tables, scope.schemas, admin, user) if with_default_privileges else []
-    if not user_exists:
-        tables = fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=admin, oids=scope.oids))
-        for table in tables:
-            table['can_select'] = False
-        return dict(schemas=list(scope.schemas), tables=tables,
-                    default_privileges=[dict(owner=owner, schema=schema, granted=False, admin_can_set=True) for owner, schema in pairs])
     membership = 'USAGE' if server_major >= 16 else 'MEMBER'
     return dict(
-        schemas=[row['schema'] for row in fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=user))],
-        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=user, oids=scope.oids)),
+        schemas=[row['schema'] for row in fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=subject))],
+        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=scope.oids)),
         default_privileges=fetch_dicts(cursor, DEFAULT_PRIVILEGES, dict(
             user=user, membership=membership, owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs])),
     )

@@ -1,0 +1,154 @@
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import Scope
+
+GB = 1024 ** 3
+
+
+def setting(value, unit=None, amount=None):
+    return dict(setting=str(value), unit=unit, amount=amount if amount is not None else value)
+
+
+def ready_facts(major=16, provider='generic', **overrides):
+    """Facts of a source that passes every check, for the tests to break one thing at a time."""
+    orders = dict(oid=1, schema='public', name='orders', qualified='public.orders', kind='r', owner='app', row_security=False)
+    facts = dict(
+        server=dict(version_num=major * 10000 + 4, version='%d.4' % major, in_recovery=False, database='app',
+                    current_role='admin', ssl=True, aurora=False, wal_senders_in_use=1, major=major),
+        settings=dict(wal_level=setting('logical'), max_wal_senders=setting(10), max_replication_slots=setting(10),
+                      max_slot_wal_keep_size=setting(204800, 'MB', 200 * GB), wal_sender_timeout=setting(0, 'ms'),
+                      idle_replication_slot_timeout=setting(0, 's'), port=setting(5432)),
+        detected_provider=provider, provider=provider, slots=[], wal_rate=None,
+        scope=Scope([orders], ['public']), partitioned=[], identity_problems=[], toast=[], dotted=[],
+        publication=dict(name='pub', all_tables=False, operations=['insert', 'update', 'delete'], via_root=False,
+                         members=[], schemas=[]),
+        unpublished=[],
+        user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False),
+        privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
+                        row_security_tables=[]),
+        pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False, provider=provider),
+        replication_connection=(True, 'IDENTIFY_SYSTEM answered'),
+    )
+    facts.update(overrides)
+    return facts
+
+
+def findings_for(facts, requested='auto', skip=()):
+    ctx = checks.Context(facts, 'cp', 'pub', 100 * GB)
+    return dict((item['id'], item) for item in checks.run_checks(ctx, requested, skip))
+
+
+def test_ready_source_has_every_check_ok_once():
+    findings = checks.run_checks(checks.Context(ready_facts(major=18), 'cp', 'pub'), 'auto')
+    assert [item['id'] for item in findings] == list(checks.CHECK_IDS)
+    assert set(item['status'] for item in findings) == {'ok'}
+    assert checks.summarize(findings)['ready'] is True
+
+
+def test_every_check_id_has_a_function():
+    assert set(checks.CHECK_IDS) == set(checks.CHECKS)
+
+
+def test_missing_user_skips_the_user_checks_instead_of_passing_them():
+    findings = findings_for(ready_facts(user=None, privileges=None, replication_connection=None))
+    assert findings['user_exists']['status'] == 'error'
+    for check_id in ('user_login', 'user_replication', 'schema_usage', 'table_select', 'default_privileges', 'row_level_security'):
+        assert findings[check_id]['status'] == 'skipped', check_id
+
+
+def test_version_gated_checks_are_skipped_on_old_servers():
+    findings = findings_for(ready_facts(major=12))
+    assert findings['max_slot_wal_keep_size']['status'] == 'skipped'
+    assert findings['publication_partition_root']['status'] == 'skipped'
+    assert findings['idle_replication_slot_timeout']['status'] == 'skipped'
+
+
+def test_buggy_minor_release_warns():
+    facts = ready_facts()
+    facts['server'].update(version_num=160009, version='16.9')
+    assert findings_for(facts)['server_version']['status'] == 'warning'
+
+
+@pytest.mark.parametrize('provider, manual, sql', [
+    ('generic', True, ['ALTER SYSTEM SET wal_level = logical']),
+    ('planetscale', True, []),
+    ('neon', True, []),
+])
+def test_wal_level_fix_depends_on_provider(provider, manual, sql):
+    facts = ready_facts(provider=provider)
+    facts['settings']['wal_level'] = setting('replica')
+    finding = findings_for(facts)['wal_level']
+    assert finding['status'] == 'error' and finding['fix']['restart'] is True
+    assert finding['fix']['sql'] == sql
+    assert bool(finding['fix']['manual']) == manual
+    if provider == 'planetscale':
+        assert 'Cluster configuration' in finding['fix']['manual'][0]['where']
+        assert finding['fix']['manual'][0]['current'] == 'replica' and finding['fix']['manual'][0]['target'] == 'logical'
+    if provider == 'neon':
+        assert 'Logical Replication' in finding['fix']['manual'][0]['where']
+
+
+def test_slot_and_sender_exhaustion_are_errors():
+    facts = ready_facts(slots=[dict(name='s%d' % i, type='logical', active=True, wal_status='reserved', retained_bytes=0) for i in range(10)])
+    facts['server']['wal_senders_in_use'] = 10
+    findings = findings_for(facts)
+    assert findings['max_replication_slots']['status'] == 'error'
+    assert findings['max_wal_senders']['status'] == 'error'
+
+
+def test_wal_keep_size_recommendation_uses_the_measured_rate():
+    facts = ready_facts(wal_rate=dict(bytes_per_day=100 * GB, measured_seconds=86400))
+    finding = findings_for(facts)['max_slot_wal_keep_size']
+    assert finding['status'] == 'warning'
+    assert "'300GB'" in finding['fix']['sql'][0]
+
+
+def test_unlimited_wal_keep_size_warns():
+    facts = ready_facts()
+    facts['settings']['max_slot_wal_keep_size'] = setting(-1, 'MB')
+    assert 'unlimited' in findings_for(facts)['max_slot_wal_keep_size']['message']
+
+
+@pytest.mark.parametrize('pooler, provider, status', [
+    (dict(neon_pooler_host=True), 'neon', 'error'),
+    (dict(port=6432), 'planetscale', 'error'),
+    (dict(pgbouncer=True), 'generic', 'error'),
+    (dict(port=6432, server_port=5432), 'generic', 'error'),
+    (dict(port=15432, server_port=5432), 'generic', 'warning'),
+    (dict(port=15432, server_port=5432), 'neon', 'ok'),
+])
+def test_pooler(pooler, provider, status):
+    facts = ready_facts(provider=provider)
+    facts['pooler'].update(pooler)
+    assert findings_for(facts)['pooler']['status'] == status
+
+
+def test_skip_checks_are_reported_as_skipped():
+    facts = ready_facts(identity_problems=[('public.heap', 'no primary key')])
+    findings = findings_for(facts, skip={'replica_identity'})
+    assert findings['replica_identity']['status'] == 'skipped'
+    assert 'skip_checks' in findings['replica_identity']['observed']
+
+
+def test_fail_on_levels():
+    findings = [dict(id='a', status='warning'), dict(id='b', status='error'), dict(id='c', status='skipped')]
+    assert [item['id'] for item in checks.failing(findings, 'error')] == ['b']
+    assert [item['id'] for item in checks.failing(findings, 'warning')] == ['a', 'b']
+    assert checks.failing(findings, 'never') == []
+
+
+def test_manual_steps_collects_failed_steps_then_notices():
+    facts = ready_facts(provider='neon')
+    facts['settings']['wal_level'] = setting('replica')
+    findings = checks.run_checks(checks.Context(facts, 'cp', 'pub'), 'auto')
+    steps = checks.manual_steps(findings, 'neon')
+    assert steps[0]['id'] == 'wal_level' and steps[0]['provider'] == 'neon' and steps[0]['restart'] is True
+    assert [step['id'] for step in steps if step['status'] == 'notice'] == ['neon_ip_allow', 'neon_slot_removal', 'neon_connection_details']
+
+
+def test_provider_mismatch_warns():
+    assert findings_for(ready_facts(provider='neon'), requested='planetscale')['provider']['status'] == 'warning'
+    assert findings_for(ready_facts(provider='neon'), requested='auto')['provider']['status'] == 'ok'
