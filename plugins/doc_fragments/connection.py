@@ -62,7 +62,7 @@ options:
 requirements:
   - psycopg2 >= 2.8 (the C(psycopg2-binary) wheel brings a libpq with SCRAM support)
 notes:
-  - The module runs where Ansible runs the task (use C(connection: local) or C(delegate_to: localhost)) and reaches the database over the network.
+  - The module runs where Ansible runs the task (use C(connection=local) or C(delegate_to=localhost)) and reaches the database over the network.
 '''
 
     WRITE = r'''

@@ -66,6 +66,9 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
  ORDER BY n.nspname, c.relname
 """
 
+# A WAL rate measured over less than an hour says little about a day.
+MIN_WAL_RATE_SECONDS = 3600
+
 UNIT_BYTES = {'B': 1, 'kB': 1024, '8kB': 8192, 'MB': 1024 ** 2, 'GB': 1024 ** 3, 'TB': 1024 ** 4}
 UNIT_MILLISECONDS = {'ms': 1, 's': 1000, 'min': 60000, 'h': 3600000, 'd': 86400000}
 
@@ -103,7 +106,7 @@ def wal_rate(cursor, major):
     if major < 14:
         return None
     row = fetch_one(cursor, WAL_RATE)
-    if not row or not row['seconds'] or row['seconds'] < 60:
+    if not row or not row['seconds'] or row['seconds'] < MIN_WAL_RATE_SECONDS:
         return None
     return dict(bytes_per_day=int(row['wal_bytes'] / row['seconds'] * 86400), measured_seconds=int(row['seconds']))
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, fetch_one
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import identity_problem, partitions, table_facts
 
 try:

@@ -19,7 +19,7 @@ description:
     PostgreSQL would then reject the application's C(UPDATE) and C(DELETE) on it. The error names every such table.
   - Sets C(publish_via_partition_root) on PostgreSQL 13 and later when a table in scope is partitioned, unless told otherwise.
     On PostgreSQL 12, which cannot publish a partitioned table, its leaf partitions are listed instead.
-author: pgcdc.clickpipes contributors
+author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   name:
     description:

@@ -17,7 +17,7 @@ description:
     would only cover tables created by the admin itself.
   - Checks up front that the admin login can grant every missing privilege and fails, applying nothing, when it cannot.
   - Never revokes anything.
-author: pgcdc.clickpipes contributors
+author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   user:
     description:

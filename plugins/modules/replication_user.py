@@ -16,7 +16,7 @@ description:
   - The role's state is read from C(pg_roles), never C(pg_authid), so the module works with the non-superuser admin
     of a managed provider. To tell whether a password is already right (O(update_password=always)), it logs in with it.
   - Attributes the module is not asked about are left as they are; nothing is removed unless asked for.
-author: pgcdc.clickpipes contributors
+author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   name:
     description:

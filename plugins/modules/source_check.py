@@ -19,7 +19,7 @@ description:
   - Fingerprints the provider (Neon, PlanetScale, RDS, Aurora, Cloud SQL, Azure, Supabase or self-hosted) and returns
     the connection details to type into ClickPipes (on PlanetScale the user name carries the branch id).
   - Never changes anything. It can run as the admin or as the replication user.
-author: pgcdc.clickpipes contributors
+author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   user:
     description:
