@@ -66,6 +66,14 @@ notes:
 '''
 
     WRITE = r'''
+attributes:
+  check_mode:
+    support: full
+    details: Check mode reads the catalog in a read-only transaction and returns the statements a real run would execute.
+  diff_mode:
+    support: full
+  platform:
+    platforms: posix
 options:
   lock_timeout:
     description:

@@ -86,13 +86,6 @@ extends_documentation_fragment:
   - pgcdc.clickpipes.connection
   - pgcdc.clickpipes.connection.write
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 seealso:
   - name: CREATE PUBLICATION
     description: Who may create which kind of publication.

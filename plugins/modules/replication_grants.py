@@ -48,13 +48,6 @@ extends_documentation_fragment:
   - pgcdc.clickpipes.connection
   - pgcdc.clickpipes.connection.write
   - ansible.builtin.action_common_attributes
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  platform:
-    platforms: posix
 notes:
   - In check mode a role that does not exist yet (because an earlier task would create it) is treated as having no privileges.
 seealso:
