@@ -526,3 +526,36 @@ def manual_steps(findings, provider):
     for notice in providers.NOTICES.get(provider, []):
         steps.append(dict(notice, provider=provider, status='notice', current=None, target=None))
     return steps
+
+
+def describe_step(step):
+    """One line for a manual step, as a warning or a report line."""
+    parts = ['[%s] %s' % (step['provider'], step['what'])]
+    if step.get('id') and step.get('status') != 'notice':
+        parts[0] = '[%s] %s (%s): %s' % (step['provider'], step['id'], step['status'], step['what'])
+    parts.append('Where: %s.' % step['where'])
+    if step.get('current') is not None or step.get('target') is not None:
+        parts.append('Now %s, needed %s.' % (step.get('current'), step.get('target')))
+    if step.get('restart'):
+        parts.append('This restarts the server.')
+    if step.get('caution'):
+        parts.append(step['caution'])
+    return ' '.join(parts)
+
+
+def warning_lines(findings, provider):
+    """What a person must see on screen: each warning or error once, with its manual steps or SQL, then the notices."""
+    lines = []
+    for item in findings:
+        if item['status'] not in ('warning', 'error'):
+            continue
+        if item['fix']['manual']:
+            lines.extend(describe_step(dict(step, id=item['id'], status=item['status'])) for step in item['fix']['manual'])
+            continue
+        line = '[%s] %s (%s): %s' % (provider, item['id'], item['status'], item['message'])
+        if item['fix']['sql']:
+            line += ' Fix: %s%s' % (item['fix']['sql'][0], ' (and %d more)' % (len(item['fix']['sql']) - 1)
+                                    if len(item['fix']['sql']) > 1 else '')
+        lines.append(line)
+    lines.extend(describe_step(step) for step in manual_steps([], provider))
+    return lines

@@ -22,6 +22,7 @@ SELECT current_setting('server_version_num')::int AS version_num,
        pg_is_in_recovery() AS in_recovery,
        current_database() AS database,
        current_user AS current_role,
+       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
        (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl,
        to_regproc('pg_catalog.aurora_version') IS NOT NULL AS aurora,
        (SELECT count(*) FROM pg_stat_replication)::int AS wal_senders_in_use

@@ -67,6 +67,12 @@ options:
     type: list
     elements: str
     default: []
+  emit_warnings:
+    description:
+      - Also show every warning and error finding, with its manual steps or SQL fix, and the provider's standing
+        notices as Ansible warnings, so a default C(ansible-playbook) run prints what is left to do.
+    type: bool
+    default: false
   max_slot_wal_keep_size_target:
     description:
       - The smallest C(max_slot_wal_keep_size) that does not draw a warning (PostgreSQL size syntax). The recommendation
@@ -161,7 +167,7 @@ server:
   description: Server facts.
   returned: always
   type: dict
-  sample: {"version": "16.4", "version_num": 160004, "major": 16, "in_recovery": false, "database": "app", "ssl": true,
+  sample: {"version": "16.4", "version_num": 160004, "major": 16, "in_recovery": false, "database": "app", "ssl": true, "superuser": false,
            "detected_provider": "neon", "wal_bytes_per_day": 1073741824, "recommended_max_slot_wal_keep_size": "100GB"}
 manual_steps:
   description: Every manual step of the findings that are not ok, then the provider's standing notices.
@@ -215,6 +221,7 @@ def report(params, facts, target_bytes):
         provider=facts['provider'],
         server=dict(version=server['version'], version_num=server['version_num'], major=server['major'],
                     in_recovery=server['in_recovery'], database=server['database'], ssl=bool(server['ssl']),
+                    superuser=server['superuser'],
                     detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
                     recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
         manual_steps=checks.manual_steps(findings, facts['provider']),
@@ -236,6 +243,7 @@ def main():
         fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
         skip_checks=dict(type='list', elements='str', default=[]),
         max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
+        emit_warnings=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     unknown = sorted(set(module.params['skip_checks']) - set(checks.CHECK_IDS))
@@ -248,6 +256,9 @@ def main():
     except psycopg2.Error as exc:
         module.fail_json(msg=sql_error_message(exc, 'reading the catalog'))
     result = report(module.params, facts, target_bytes)
+    if module.params['emit_warnings']:
+        for line in checks.warning_lines(result['findings'], result['provider']):
+            module.warn(line)
     failed = checks.failing(result['findings'], module.params['fail_on'])
     if failed:
         result['msg'] = 'The source is not ready for ClickPipes (fail_on: %s): %s' % (

@@ -152,3 +152,24 @@ def test_manual_steps_collects_failed_steps_then_notices():
 def test_provider_mismatch_warns():
     assert findings_for(ready_facts(provider='neon'), requested='planetscale')['provider']['status'] == 'warning'
     assert findings_for(ready_facts(provider='neon'), requested='auto')['provider']['status'] == 'ok'
+
+
+def test_describe_step_says_where_what_and_restart():
+    facts = ready_facts(provider='planetscale')
+    facts['settings']['wal_level'] = setting('replica')
+    steps = checks.manual_steps(checks.run_checks(checks.Context(facts, 'cp', 'pub'), 'auto'), 'planetscale')
+    line = checks.describe_step(steps[0])
+    assert line.startswith('[planetscale] wal_level (error): Set wal_level to logical.')
+    assert 'Cluster configuration' in line and 'Now replica, needed logical.' in line and 'restarts' in line
+    notice = checks.describe_step(steps[-1])
+    assert notice.startswith('[planetscale] ') and '(notice)' not in notice
+
+
+def test_warning_lines_cover_every_problem_once_then_the_notices():
+    facts = ready_facts(provider='neon', identity_problems=[('public.heap', 'no primary key')])
+    facts['settings']['wal_level'] = setting('replica')
+    findings = checks.run_checks(checks.Context(facts, 'cp', 'pub'), 'auto')
+    lines = checks.warning_lines(findings, 'neon')
+    assert lines[0].startswith('[neon] wal_level (error): Enable logical replication')
+    assert lines[1].startswith('[neon] replica_identity (error):') and 'Fix: ALTER TABLE public.heap REPLICA IDENTITY FULL' in lines[1]
+    assert len(lines) == 2 + len(checks.providers.NOTICES['neon'])

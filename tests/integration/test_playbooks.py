@@ -1,0 +1,131 @@
+"""The prepare and verify playbooks as users run them: inventory in, reports, custom stats and exit codes out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from playbook import run_playbook_file
+from support import HOSTILE_PASSWORD, fresh_roles, snapshot
+
+pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
+
+
+def write_inventory(path, hosts):
+    path.write_text(yaml.safe_dump(dict(clickpipes_sources=dict(hosts=hosts))))
+    return str(path)
+
+
+def source_vars(cluster, database, report_dir, **extra):
+    variables = dict(clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port, clickpipes_login_user=cluster.superuser,
+                     clickpipes_login_password=cluster.password, clickpipes_login_db=database, clickpipes_report_dir=str(report_dir),
+                     clickpipes_password=HOSTILE_PASSWORD)
+    variables.update(extra)
+    return variables
+
+
+def test_prepare_reports_and_reruns_quietly(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE lines (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports)})
+    env = dict(ANSIBLE_SHOW_CUSTOM_STATS='true')
+    first = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=env)
+    assert first.rc == 0, first.stdout
+    report = json.loads((reports / 'shop.json').read_text())
+    assert report['schema_version'] == 1 and report['ready'] is True and report['blocked'] == []
+    assert report['connection'] == dict(host=pg.host, port=pg.port, database=database, user='clickpipes_user',
+                                        publication='clickpipes_publication')
+    assert report['changes']['user'] and report['changes']['publication']
+    assert [f['id'] for f in report['findings'] if f['status'] == 'error'] == []
+    markdown = (reports / 'shop.md').read_text()
+    assert '**Ready**' in markdown and '`clickpipes_publication`' in markdown
+    assert 'CUSTOM STATS' in first.stdout and '"shop"' in first.stdout
+    assert '[WARNING]: [generic]' in first.stderr
+
+    second = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=env)
+    assert second.rc == 0 and 'changed=0' in second.stdout, second.stdout
+    rerun = json.loads((reports / 'shop.json').read_text())
+    assert rerun['changes'] == dict(user=[], grants=[], publication=[], settings=[])
+
+    for run in (first, second):
+        assert HOSTILE_PASSWORD not in run.stdout + run.stderr
+    for report_file in reports.iterdir():
+        assert HOSTILE_PASSWORD not in report_file.read_text()
+
+
+def test_verify_changes_nothing_and_fails_on_errors(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'fresh': source_vars(pg, database, reports)})
+    before = snapshot(pg, database)
+    run = run_playbook_file('pgcdc.clickpipes.verify', inventory=inventory)
+    assert run.rc == 2, run.stdout
+    assert snapshot(pg, database) == before
+    report = json.loads((reports / 'fresh.json').read_text())
+    assert report['ready'] is False and 'user_exists' in [f['id'] for f in report['findings'] if f['status'] == 'error']
+    assert 'not ready for ClickPipes' in run.stdout
+
+    assert run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory).rc == 0
+    assert run_playbook_file('pgcdc.clickpipes.verify', inventory=inventory).rc == 0
+
+
+def test_blocked_source_stops_before_changing_anything(make_cluster, tmp_path):
+    cluster = make_cluster(settings=dict(wal_level='replica'))
+    cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'replica': source_vars(cluster, 'postgres', reports)})
+    before = snapshot(cluster, 'postgres')
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert run.rc == 2
+    assert 'cannot be a ClickPipes CDC source until this is fixed by hand; nothing was changed.' in run.stdout
+    assert 'SQL: ALTER SYSTEM SET wal_level = logical' in run.stdout
+    assert snapshot(cluster, 'postgres') == before
+    assert json.loads((reports / 'replica.json').read_text())['blocked'] == ['wal_level']
+
+
+def test_manage_settings_sets_them_and_asks_for_a_restart(make_cluster, tmp_path):
+    cluster = make_cluster(settings=dict(wal_level='replica', max_wal_senders='4'))
+    cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
+    started = cluster.query('SELECT pg_postmaster_start_time()')
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'selfhosted': source_vars(
+        cluster, 'postgres', reports, clickpipes_manage_settings=True)})
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert run.rc == 2
+    assert 'Restart PostgreSQL (the role never does), then re-run.' in run.stdout
+    assert cluster.query('SELECT pg_postmaster_start_time()') == started, 'the role must never restart the server'
+    pending = cluster.query("SELECT name FROM pg_settings WHERE pending_restart ORDER BY 1")
+    assert ('max_wal_senders',) in pending and ('wal_level',) in pending
+    assert set(json.loads((reports / 'selfhosted.json').read_text())['restart_pending']) >= {'wal_level', 'max_wal_senders'}
+
+    cluster.restart()
+    after_restart = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert after_restart.rc == 0, after_restart.stdout
+    assert cluster.query('SHOW wal_level') == [('logical',)]
+
+
+def test_manage_settings_needs_a_superuser(pg, database, managed_admin, tmp_path):
+    variables = source_vars(pg, database, tmp_path / 'reports', clickpipes_manage_settings=True,
+                            clickpipes_login_user=managed_admin['user'], clickpipes_login_password=managed_admin['password'])
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=write_inventory(tmp_path / 'inventory.yml', {'managed': variables}))
+    assert run.rc == 2 and 'needs a superuser' in run.stdout
+
+
+def test_one_run_prepares_several_sources(pg, database, subscriber, tmp_path):
+    import pgcluster  # pylint: disable=import-outside-toplevel
+    second_db = database + '_b'
+    pgcluster.create_database(pg, second_db)
+    try:
+        for name in (database, second_db):
+            pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=name)
+        hosts = {'first': source_vars(pg, database, tmp_path / 'reports'),
+                 'second': source_vars(pg, second_db, tmp_path / 'reports', clickpipes_publication='second_pub')}
+        run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=write_inventory(tmp_path / 'inventory.yml', hosts),
+                                env=dict(ANSIBLE_SHOW_CUSTOM_STATS='true'))
+        assert run.rc == 0, run.stdout
+        assert 'first' in run.stdout.split('CUSTOM STATS')[1] and 'second' in run.stdout.split('CUSTOM STATS')[1]
+        assert pg.query("SELECT pubname FROM pg_publication", dbname=second_db) == [('second_pub',)]
+    finally:
+        pgcluster.drop_database(pg, second_db)
