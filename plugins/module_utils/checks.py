@@ -517,13 +517,13 @@ def failing(findings, fail_on):
     return [item for item in findings if item['status'] in FAIL_LEVELS[fail_on]]
 
 
-def manual_steps(findings, provider):
+def manual_steps(findings, provider, login='<user>'):
     """Every manual step of the findings that are not ok, then the provider's standing notices."""
     steps = []
     for item in findings:
         if item['status'] in ('warning', 'error'):
             steps.extend(dict(step, id=item['id'], status=item['status']) for step in item['fix']['manual'])
-    for notice in providers.NOTICES.get(provider, []):
+    for notice in providers.notices(provider, login):
         steps.append(dict(notice, provider=provider, status='notice', current=None, target=None))
     return steps
 
@@ -543,7 +543,7 @@ def describe_step(step):
     return ' '.join(parts)
 
 
-def warning_lines(findings, provider):
+def warning_lines(findings, provider, login='<user>'):
     """What a person must see on screen: each warning or error once, with its manual steps or SQL, then the notices."""
     lines = []
     for item in findings:
@@ -557,5 +557,5 @@ def warning_lines(findings, provider):
             line += ' Fix: %s%s' % (item['fix']['sql'][0], ' (and %d more)' % (len(item['fix']['sql']) - 1)
                                     if len(item['fix']['sql']) > 1 else '')
         lines.append(line)
-    lines.extend(describe_step(step) for step in manual_steps([], provider))
+    lines.extend(describe_step(step) for step in manual_steps([], provider, login))
     return lines

@@ -91,8 +91,8 @@ NOTICES = {
              'connection string, Parameters only.', where='Neon console: Dashboard > Connect', restart=False, caution=None),
     ],
     'planetscale': [
-        dict(id='planetscale_user_name', what='ClickPipes logs in as <user>.<branch_id>, the role name followed by the '
-             'branch id that the admin login name also carries.', where='the ClickPipe\'s user field', restart=False, caution=None),
+        dict(id='planetscale_user_name', what='ClickPipes logs in as {login}: the role name followed by the branch id '
+             'that the admin login name also carries.', where='the ClickPipe\'s user field', restart=False, caution=None),
         dict(id='planetscale_failover_slots', what='On PostgreSQL 17 and later, turn on "enable failover" in the ClickPipe so '
              'its slot survives a primary failover.', where='the ClickPipe\'s advanced settings', restart=False, caution=None),
     ],
@@ -112,6 +112,13 @@ def branch_suffix(admin_login):
     if admin_login and '.' in admin_login:
         return admin_login.rsplit('.', 1)[1]
     return None
+
+
+def notices(provider, login):
+    """The provider's standing notices, naming the login ClickPipes must use."""
+    if '.' not in login and provider == 'planetscale':
+        login = '%s.<branch_id> (the admin login name carries no branch id: take it from the console)' % login
+    return [dict(notice, what=notice['what'].format(login=login)) for notice in NOTICES.get(provider, [])]
 
 
 def clickpipes_login(user, provider, admin_login):

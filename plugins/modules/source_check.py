@@ -214,6 +214,7 @@ def report(params, facts, target_bytes):
     findings = checks.run_checks(ctx, params['provider'], skip=set(params['skip_checks']))
     server = facts['server']
     rate = facts['wal_rate']
+    login = providers.clickpipes_login(params['user'], facts['provider'], params['login_user'])
     return dict(
         changed=False,
         findings=findings,
@@ -224,10 +225,10 @@ def report(params, facts, target_bytes):
                     superuser=server['superuser'],
                     detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
                     recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
-        manual_steps=checks.manual_steps(findings, facts['provider']),
+        manual_steps=checks.manual_steps(findings, facts['provider'], login),
         clickpipes_connection=dict(
             host=params['login_host'], port=params['login_port'], database=server['database'],
-            user=providers.clickpipes_login(params['user'], facts['provider'], params['login_user']),
+            user=login,
             publication=params['publication']),
     )
 
@@ -257,7 +258,7 @@ def main():
         module.fail_json(msg=sql_error_message(exc, 'reading the catalog'))
     result = report(module.params, facts, target_bytes)
     if module.params['emit_warnings']:
-        for line in checks.warning_lines(result['findings'], result['provider']):
+        for line in checks.warning_lines(result['findings'], result['provider'], result['clickpipes_connection']['user']):
             module.warn(line)
     failed = checks.failing(result['findings'], module.params['fail_on'])
     if failed:

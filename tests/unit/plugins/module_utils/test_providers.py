@@ -28,3 +28,12 @@ def test_every_notice_names_where_and_what():
     for notices in providers.NOTICES.values():
         for notice in notices:
             assert notice['what'] and notice['where'] and notice['id']
+
+
+def test_planetscale_notice_names_the_login_or_says_it_is_unknown():
+    known = [n['what'] for n in providers.notices('planetscale', 'clickpipes_user.br4nch') if n['id'] == 'planetscale_user_name']
+    assert known == ['ClickPipes logs in as clickpipes_user.br4nch: the role name followed by the branch id that the admin '
+                     'login name also carries.']
+    unknown = [n['what'] for n in providers.notices('planetscale', 'clickpipes_user') if n['id'] == 'planetscale_user_name']
+    assert 'clickpipes_user.<branch_id> (the admin login name carries no branch id' in unknown[0]
+    assert providers.notices('generic', 'x') == []
