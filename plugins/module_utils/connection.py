@@ -125,8 +125,8 @@ def sql_error_message(exc, doing):
     code = getattr(exc, 'pgcode', None)
     message = first_line(exc)
     if code == '55P03':
-        return ('Timed out waiting for a lock while %s (%s). Another session holds a conflicting lock; nothing was '
-                'applied. Re-run when it has finished, or raise lock_timeout.' % (doing, message))
+        return ('Timed out waiting for a lock while %s (%s): another session holds a conflicting lock. Re-run when it '
+                'has finished, or raise lock_timeout.' % (doing, message))
     if code in ('57P01', '57P02', '57P03') or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code:
         return ('The connection to the server was lost while %s (%s). Nothing was applied: the transaction was rolled '
                 'back. Re-run the task.' % (doing, message))

@@ -106,7 +106,7 @@ def plan_grants(user, schemas, tables, owners):
     if tables:
         plan.add(sql.SQL('GRANT SELECT ON TABLE {} TO {}').format(
             sql.SQL(', ').join(sql.Identifier(table['schema'], table['name']) for table in tables), role),
-            'granting SELECT on %d table(s) to %s' % (len(tables), user))
+            'granting SELECT on %d table(s) to %s' % (len(tables), user), relations=[table['oid'] for table in tables])
     for owner in sorted(owners):
         plan.add(sql.SQL('ALTER DEFAULT PRIVILEGES FOR ROLE {} IN SCHEMA {} GRANT SELECT ON TABLES TO {}').format(
             sql.Identifier(owner), sql.SQL(', ').join(map(sql.Identifier, owners[owner])), role),

@@ -5,26 +5,45 @@
 
 from __future__ import annotations
 
+import collections
+
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
+    fetch_dicts,
     sql_error_message,
 )
 
 INSUFFICIENT_PRIVILEGE = '42501'
+LOCK_NOT_AVAILABLE = '55P03'
+SHOWN_BLOCKERS = 5
+
+# Sessions holding a lock on the relations a statement touched, strongest first.
+BLOCKERS = """
+SELECT l.pid, l.relation::regclass::text AS relation, l.mode, a.usename AS user_name, a.application_name,
+       a.state, date_trunc('second', now() - a.xact_start)::text AS held_for
+  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.granted AND l.relation = ANY(%(oids)s::oid[]) AND l.pid <> pg_backend_pid()
+   AND l.mode IN ('AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock', 'ShareUpdateExclusiveLock')
+ ORDER BY l.mode = 'AccessExclusiveLock' DESC, a.xact_start
+ LIMIT %(limit)s
+"""
+
+Step = collections.namedtuple('Step', 'statement doing display privilege_hint relations')
 
 
 class Plan:
     """An ordered list of composed statements, each with what it does (for error messages).
 
     A statement that carries a secret is given a ``display`` text with a placeholder, which is
-    what ``queries`` reports; the secret itself is only ever sent to the server.
+    what ``queries`` reports; the secret itself is only ever sent to the server. ``relations``
+    (oids) name the tables a statement locks, so a lock timeout can say who holds them.
     """
 
     def __init__(self):
         self._steps = []
 
-    def add(self, statement, doing, display=None, privilege_hint=None):
-        self._steps.append((statement, doing, display, privilege_hint))
+    def add(self, statement, doing, display=None, privilege_hint=None, relations=()):
+        self._steps.append(Step(statement, doing, display, privilege_hint, list(relations)))
 
     def __bool__(self):
         return bool(self._steps)
@@ -33,14 +52,35 @@ class Plan:
         return len(self._steps)
 
     def queries(self, conn):
-        return [step[2] if step[2] is not None else step[0].as_string(conn) for step in self._steps]
+        return [step.display if step.display is not None else step.statement.as_string(conn) for step in self._steps]
 
     def apply(self, cursor):
-        for statement, doing, _display, privilege_hint in self._steps:
+        for step in self._steps:
             try:
-                cursor.execute(statement)
+                cursor.execute(step.statement)
             except Exception as exc:  # pylint: disable=broad-except
-                message = sql_error_message(exc, doing)
-                if privilege_hint and getattr(exc, 'pgcode', None) == INSUFFICIENT_PRIVILEGE:
-                    message += ' ' + privilege_hint
-                raise ClickPipesError(message + ' Nothing was applied.') from exc
+                raise ClickPipesError(failure_message(cursor, step, exc)) from exc
+
+
+def failure_message(cursor, step, exc):
+    code = getattr(exc, 'pgcode', None)
+    message = sql_error_message(exc, step.doing)
+    if code == INSUFFICIENT_PRIVILEGE and step.privilege_hint:
+        message += ' ' + step.privilege_hint
+    if code == LOCK_NOT_AVAILABLE and step.relations:
+        message += ' ' + describe_blockers(cursor, step.relations)
+    return message + ' Nothing was applied.'
+
+
+def describe_blockers(cursor, relations):
+    """Who holds the locks the statement waited for (read after rolling the failed transaction back)."""
+    try:
+        cursor.connection.rollback()
+        blockers = fetch_dicts(cursor, BLOCKERS, dict(oids=relations, limit=SHOWN_BLOCKERS))
+    except Exception:  # pylint: disable=broad-except
+        return ''
+    if not blockers:
+        return 'The lock was released since.'
+    return 'Held by: %s.' % '; '.join(
+        'pid %(pid)s holds %(mode)s on %(relation)s (user %(user_name)s, application "%(application_name)s", '
+        '%(state)s, transaction open for %(held_for)s)' % blocker for blocker in blockers)

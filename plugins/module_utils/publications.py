@@ -177,11 +177,12 @@ def create(plan, name, mode, relations, schemas, operations, via_root, server_ma
     hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
     plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
         sql.Identifier(name), target_clause(mode, relations, schemas), with_options(operations, via_root, server_major)),
-        'creating publication %s' % name, privilege_hint=hint)
+        'creating publication %s' % name, privilege_hint=hint, relations=[r['oid'] for r in relations])
 
 
-def alter(plan, name, clause, doing, hint=None):
-    plan.add(sql.SQL('ALTER PUBLICATION {} ').format(sql.Identifier(name)) + clause, doing, privilege_hint=hint)
+def alter(plan, name, clause, doing, hint=None, relations=()):
+    plan.add(sql.SQL('ALTER PUBLICATION {} ').format(sql.Identifier(name)) + clause, doing, privilege_hint=hint,
+             relations=[r['oid'] for r in relations])
 
 
 def drop(plan, name):

@@ -256,13 +256,13 @@ class Converger:
                 self.exposed = [r for r in relations if r['oid'] not in members]
                 pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
                 pubs.alter(self.plan, name, sql.SQL('SET TABLE {}').format(pubs.table_list(relations)),
-                           'setting the tables of publication %s' % name)
+                           'setting the tables of publication %s' % name, relations=relations)
                 return
             self.exposed = pubs.uncovered(self.cursor, publication, relations, self.major)
             if self.exposed:
                 pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
                 pubs.alter(self.plan, name, sql.SQL('ADD TABLE {}').format(pubs.table_list(self.exposed)),
-                           'adding %d table(s) to publication %s' % (len(self.exposed), name))
+                           'adding %d table(s) to publication %s' % (len(self.exposed), name), relations=self.exposed)
         elif params['mode'] == 'schemas':
             missing = [schema for schema in params['schemas'] if schema not in publication['schemas']]
             self.exposed = [r for r in relations if r['schema'] in missing]

@@ -96,7 +96,7 @@ def test_a_failure_midway_applies_nothing(pg, database):
         blocker.rollback()
         blocker.close()
     assert run.rc != 0
-    assert 'lock' in run.result('grants')['msg'] and 'Nothing was applied' in run.result('grants')['msg']
+    assert 'Timed out waiting for a lock' in run.result('grants')['msg'] and 'Nothing was applied' in run.result('grants')['msg']
     assert pg.query("SELECT has_schema_privilege('cp_locked', 'locked', 'USAGE')", dbname=database) == [(False,)]
     assert run_playbook([task], module_defaults=login(pg, database)).rc == 0
 

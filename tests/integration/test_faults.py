@@ -1,0 +1,105 @@
+"""Runs that overlap, wait on locks or lose their connection: clear errors, nothing half applied, and convergence."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import pytest
+
+from playbook import run_playbook
+from support import fresh_roles, login, prepare_tasks, snapshot
+
+import pgcluster
+
+pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
+
+TABLES = 'CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE lines (id int PRIMARY KEY); CREATE TABLE notes (id int PRIMARY KEY)'
+
+
+def locked(pg, database, statement):
+    """A session that took a lock with ``statement`` and keeps its transaction open."""
+    conn = pg.connect(dbname=database)
+    conn.autocommit = False
+    conn.cursor().execute(statement)
+    return conn
+
+
+def test_lock_timeout_names_the_table_and_the_blocking_pid(pg, database):
+    pg.execute(TABLES, dbname=database)
+    assert run_playbook(prepare_tasks(tables=['orders']), module_defaults=login(pg, database)).rc == 0
+    before = snapshot(pg, database)
+    blocker = locked(pg, database, 'LOCK TABLE lines IN ACCESS EXCLUSIVE MODE')
+    try:
+        run = run_playbook(prepare_tasks(publication_options=dict(lock_timeout='1s'))[2:], module_defaults=login(pg, database))
+        pid = blocker.get_backend_pid()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert run.rc != 0
+    message = run.result('publication')['msg']
+    assert 'Timed out waiting for a lock' in message and 'raise lock_timeout' in message
+    assert 'pid %d holds AccessExclusiveLock on lines' % pid in message, message
+    assert message.endswith('Nothing was applied.')
+    assert snapshot(pg, database) == before
+    again = run_playbook(prepare_tasks()[2:], module_defaults=login(pg, database))
+    assert again.rc == 0 and again.result('publication')['publication']['tables'] == ['public.lines', 'public.notes', 'public.orders']
+
+
+def test_grant_waiting_on_a_locked_table_names_it_too(pg, database):
+    pg.execute('CREATE SCHEMA locked; CREATE TABLE locked.t (id int PRIMARY KEY);'
+               "CREATE ROLE cp_locked LOGIN REPLICATION PASSWORD 'x'", dbname=database)
+    blocker = locked(pg, database, 'ALTER TABLE locked.t ADD COLUMN extra int')
+    try:
+        task = dict(name='grants', **{'pgcdc.clickpipes.replication_grants': dict(
+            user='cp_locked', schemas=['locked'], default_privileges=False, lock_timeout='1s')})
+        run = run_playbook([task], module_defaults=login(pg, database))
+        pid = blocker.get_backend_pid()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    message = run.result('grants')['msg']
+    assert 'pid %d holds AccessExclusiveLock on locked.t' % pid in message, message
+    assert pg.query("SELECT has_schema_privilege('cp_locked', 'locked', 'USAGE')", dbname=database) == [(False,)]
+
+
+def test_terminated_backend_applies_nothing_and_the_next_run_converges(pg, database):
+    """The admin backend is killed while its transaction waits on a lock in the middle of the plan."""
+    pg.execute(TABLES, dbname=database)
+    assert run_playbook(prepare_tasks(tables=['orders']), module_defaults=login(pg, database)).rc == 0
+    before = snapshot(pg, database)
+    blocker = locked(pg, database, 'LOCK TABLE notes IN ACCESS EXCLUSIVE MODE')
+    waiting = "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgcdc.clickpipes' AND wait_event_type = 'Lock'"
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(run_playbook, prepare_tasks(publication_options=dict(lock_timeout='60s'))[2:],
+                                 module_defaults=login(pg, database))
+            pid = pgcluster.wait_for(lambda: pg.query(waiting, dbname=database), timeout=60)[0][0]
+            pg.execute('SELECT pg_terminate_backend(%s)', [pid], dbname=database)
+            run = future.result(timeout=120)
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert run.rc != 0
+    message = run.result('publication')['msg']
+    assert 'connection to the server was lost' in message and 'Nothing was applied' in message, message
+    assert 'Traceback' not in run.stdout + run.stderr
+    assert snapshot(pg, database) == before
+    assert run_playbook(prepare_tasks()[2:], module_defaults=login(pg, database)).rc == 0
+
+
+def test_eight_simultaneous_runs_all_succeed_and_converge(pg, database):
+    pg.execute(TABLES, dbname=database)
+    tasks = prepare_tasks(password='same-for-all')
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        runs = list(pool.map(lambda _i: run_playbook(tasks, module_defaults=login(pg, database)), range(8)))
+    assert [run.rc for run in runs] == [0] * 8, [run.stdout[-2000:] for run in runs if run.rc]
+    changed = [sum(run.result(name)['changed'] for run in runs) for name in ('user', 'grants', 'publication')]
+    assert changed == [1, 1, 1], 'exactly one run creates each object'
+    concurrent_state = snapshot(pg, database)
+
+    pgcluster.drop_database(pg, database)
+    pg.execute('DROP OWNED BY clickpipes_user; DROP ROLE clickpipes_user')
+    pgcluster.create_database(pg, database)
+    pg.execute(TABLES, dbname=database)
+    assert run_playbook(tasks, module_defaults=login(pg, database)).rc == 0
+    assert snapshot(pg, database) == concurrent_state
