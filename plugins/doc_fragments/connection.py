@@ -29,8 +29,8 @@ options:
     default: ''
   login_password:
     description:
-      - Password of O(login_user).
-    type: str
+      - Password of O(login_user). Must be a string; anything else is refused rather than converted.
+    type: raw
     default: ''
   login_db:
     description:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import traceback
 
 PSYCOPG2_IMPORT_ERROR = None
@@ -19,6 +20,7 @@ except ImportError:
 
 APPLICATION_NAME = 'pgcdc.clickpipes'
 MINIMUM_SERVER_VERSION = 120000
+DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
 class ClickPipesError(Exception):
@@ -30,7 +32,7 @@ def connection_argument_spec():
         login_host=dict(type='str', default=''),
         login_port=dict(type='int', default=5432),
         login_user=dict(type='str', default=''),
-        login_password=dict(type='str', default='', no_log=True),
+        login_password=dict(type='raw', default='', no_log=True),
         login_db=dict(type='str', default=''),
         ssl_mode=dict(type='str', default='prefer', choices=['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full']),
         ca_cert=dict(type='path'),
@@ -45,8 +47,17 @@ def write_argument_spec():
     return spec
 
 
+def require_text(value, option):
+    """Secrets must be strings: YAML would silently turn 0123 into 83 or a mapping into its repr."""
+    if value is not None and not isinstance(value, str):
+        raise ClickPipesError('%s must be a string (got a value of type %s): quote it in YAML, and keep secrets in a '
+                              'vault or a lookup.' % (option, type(value).__name__))
+    return value
+
+
 def libpq_params(params, user=None, password=None):
     """The libpq keyword arguments for the module's connection options, as another user when given."""
+    require_text(params['login_password'], 'login_password')
     kwargs = dict(
         host=params['login_host'],
         port=params['login_port'],
@@ -187,12 +198,29 @@ def fetch_one(cursor, query, params=None):
     return rows[0] if rows else None
 
 
+def check_duration(value, option):
+    if not DURATION.match(value or ''):
+        raise ClickPipesError('%s %r is not a PostgreSQL duration: write a number with a unit, such as 10s, 500ms or 2min.'
+                              % (option, value))
+    return value
+
+
+def refuse_standby(cursor, params):
+    cursor.execute('SELECT pg_is_in_recovery()')
+    if cursor.fetchone()[0]:
+        raise ClickPipesError('%s is a standby (read-only): roles, grants and publications are made on the primary. '
+                              'Point login_host at the primary (writer) endpoint.' % describe_target(params))
+
+
 def run_writing_module(module, lock_key, converge):
     """Connect, run ``converge(module, conn, cursor)`` in one transaction (read-only in check mode), exit."""
     result = None
     try:
+        check_duration(module.params['lock_timeout'], 'lock_timeout')
         conn = connect(module.params)
         try:
+            with read_transaction(conn) as cursor:
+                refuse_standby(cursor, module.params)
             if module.check_mode:
                 transaction = read_transaction(conn)
             else:

@@ -21,8 +21,7 @@ def check_identifier(name, what):
     if '\x00' in name:
         raise ClickPipesError('The %s name %r contains a NUL character, which PostgreSQL does not allow.' % (what, name))
     if len(name.encode('utf-8')) > MAX_IDENTIFIER_BYTES:
-        raise ClickPipesError('The %s name %r is longer than PostgreSQL\'s 63-byte limit, so no such object can exist.'
-                              % (what, name))
+        raise ClickPipesError('The %s name %r is longer than PostgreSQL\'s 63-byte limit for names.' % (what, name))
     return name
 
 
@@ -152,9 +151,12 @@ class Scope:
         problems = self.problems()
         if problems:
             raise ClickPipesError('The replication scope does not match the database: %s.' % '; '.join(problems))
+        if not self.tables and not self.schemas:
+            raise ClickPipesError('Nothing to replicate: schemas and tables are both empty. Name the schemas (default: '
+                                  'public) or the tables.')
         if not self.tables:
             raise ClickPipesError('No table to replicate was found in schemas %s. Create the tables first, or name them '
-                                  'in tables.' % ', '.join(self.schemas or ['(none)']))
+                                  'in tables.' % ', '.join(self.schemas))
 
 
 def table_facts(cursor, oids):

@@ -169,12 +169,13 @@ except ImportError:  # reported by connection.connect
 
 
 def validate(params, major):
-    if params['mode'] == 'schemas' and major < 15:
-        raise ClickPipesError('mode: schemas (FOR TABLES IN SCHEMA) needs PostgreSQL 15 or later; this server is %d. '
-                              'Use mode: tables.' % major)
+    """Conflicting options first (whatever the server), then what this server's version allows."""
     if params['mode'] != 'tables' and params['tables']:
         raise ClickPipesError('tables is only used with mode: tables; mode %s publishes %s.' % (
             params['mode'], 'whole schemas' if params['mode'] == 'schemas' else 'every table'))
+    if params['mode'] == 'schemas' and major < 15:
+        raise ClickPipesError('mode: schemas (FOR TABLES IN SCHEMA) needs PostgreSQL 15 or later; this server is %d. '
+                              'Use mode: tables.' % major)
     if params['publish_via_partition_root'] and major < 13:
         raise ClickPipesError('publish_via_partition_root needs PostgreSQL 13 or later; this server is %d.' % major)
     if not {'insert', 'update'} <= set(params['operations']):
@@ -313,6 +314,7 @@ class Converger:
 
 def converge(module, conn, cursor):
     params = module.params
+    scopes.check_identifier(params['name'], 'publication')
     major = server_major(conn)
     publication = pubs.read_state(cursor, params['name'], major)
     if params['state'] == 'absent':

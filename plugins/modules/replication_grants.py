@@ -135,6 +135,7 @@ def summary(schemas, tables, owners):
 
 def converge(module, conn, cursor):
     params = module.params
+    scopes.check_identifier(params['user'], 'role')
     user_exists = roles.read_role(cursor, params['user']) is not None
     if not user_exists and not module.check_mode:
         raise ClickPipesError('Role %s does not exist. Create it first with pgcdc.clickpipes.replication_user.' % params['user'])

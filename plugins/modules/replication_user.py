@@ -28,7 +28,8 @@ options:
     description:
       - Password of the role. Hashed with SCRAM-SHA-256 on the client before it is sent.
       - Without it a new role is created with no password (it cannot log in with one until a password is set).
-    type: str
+      - Must be a string; anything else is refused rather than converted (quote it in YAML).
+    type: raw
   update_password:
     description:
       - V(on_create) sets the password only when the role is created.
@@ -127,7 +128,14 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import run_writing_module, write_argument_spec
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    current_role,
+    require_text,
+    run_writing_module,
+    write_argument_spec,
+)
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import roles
 
 
@@ -147,6 +155,13 @@ def predicted(role, want, state):
 
 def converge(module, conn, cursor):
     params = module.params
+    check_identifier(params['name'], 'role')
+    require_text(params['password'], 'password')
+    if params['connection_limit'] is not None and params['connection_limit'] < -1:
+        raise ClickPipesError('connection_limit must be -1 (no limit) or more, not %d.' % params['connection_limit'])
+    if params['name'] == current_role(cursor):
+        raise ClickPipesError('%s is the admin login itself. Give ClickPipes a role of its own (for example clickpipes_user): '
+                              'it should only read.' % params['name'])
     role = roles.read_role(cursor, params['name'])
     if params['state'] == 'absent':
         plan = roles.plan_absent(cursor, role, params['force'])
@@ -172,7 +187,7 @@ def main():
     argument_spec = write_argument_spec()
     argument_spec.update(
         name=dict(type='str', required=True),
-        password=dict(type='str', no_log=True),
+        password=dict(type='raw', no_log=True),
         update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
         bypass_rls=dict(type='bool'),
         connection_limit=dict(type='int'),

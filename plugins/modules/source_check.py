@@ -29,8 +29,8 @@ options:
   password:
     description:
       - Password of O(user). When given, the C(replication_connection) check opens a real replication connection as
-        O(user) and runs C(IDENTIFY_SYSTEM); otherwise that check is skipped.
-    type: str
+        O(user) and runs C(IDENTIFY_SYSTEM); otherwise that check is skipped. Must be a string.
+    type: raw
   schemas:
     description:
       - Schemas in scope. With an empty O(tables), all their tables (partitions and extension tables excluded).
@@ -187,7 +187,7 @@ clickpipes_connection:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     connect,
@@ -195,16 +195,25 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     fetch_one,
     psycopg2,
     read_transaction,
+    require_text,
     sql_error_message,
 )
+
+
+def size_in_bytes(cursor, size):
+    try:
+        return fetch_one(cursor, 'SELECT pg_size_bytes(%(size)s)::bigint AS bytes', dict(size=size))['bytes']
+    except psycopg2.Error:
+        raise ClickPipesError('max_slot_wal_keep_size_target %r is not a size: write it like 100GB or 51200MB.' % size)
 
 
 def inspect(params):
     conn = connect(params)
     try:
         with read_transaction(conn) as cursor:
-            target = fetch_one(cursor, 'SELECT pg_size_bytes(%(size)s)::bigint AS bytes', dict(size=params['max_slot_wal_keep_size_target']))
-            return gathering.gather(params, conn, cursor), target['bytes']
+            target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
+        with read_transaction(conn) as cursor:
+            return gathering.gather(params, conn, cursor), target
     finally:
         conn.close()
 
@@ -238,7 +247,7 @@ def main():
     argument_spec.update(SCOPE_ARGUMENT_SPEC)
     argument_spec.update(
         user=dict(type='str', default='clickpipes_user'),
-        password=dict(type='str', no_log=True),
+        password=dict(type='raw', no_log=True),
         publication=dict(type='str', default='clickpipes_publication'),
         provider=dict(type='str', choices=['auto', 'generic', 'planetscale', 'neon'], default='auto'),
         fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
@@ -251,6 +260,9 @@ def main():
     if unknown:
         module.fail_json(msg='Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
     try:
+        check_identifier(module.params['user'], 'role')
+        require_text(module.params['password'], 'password')
+        check_identifier(module.params['publication'], 'publication')
         facts, target_bytes = inspect(module.params)
     except ClickPipesError as exc:
         module.fail_json(msg=str(exc))

