@@ -45,9 +45,9 @@ QUIET := tools/quiet
 # In a recipe: export ANSIBLE_COLLECTIONS_PATH pointing at this checkout.
 WITH_COLLECTIONS = export ANSIBLE_COLLECTIONS_PATH="$$($(PYTHON) tools/collection_path.py collections)";
 
-TEST_STEPS := venv postgres sanity units integration lint build changelog-lint
+TEST_STEPS := venv postgres sanity units integration molecule lint build changelog-lint
 
-.PHONY: help venv _venv postgres collection-path workdir sanity units integration lint build \
+.PHONY: help venv _venv postgres collection-path workdir sanity units integration molecule lint build \
 	changelog-lint test test-all-majors demo clean
 
 help:
@@ -59,6 +59,7 @@ help:
 	@echo 'make units            ansible-test units --python $(ANSIBLE_TEST_PYTHON) (tests/unit)'
 	@echo 'make integration      pytest tests/integration against PostgreSQL $(MAJORS)'
 	@echo 'make test-all-majors  integration against PostgreSQL $(ALL_MAJORS)'
+	@echo 'make molecule         molecule test --all (extensions/molecule: roles source, planetscale, neon)'
 	@echo 'make lint             ansible-lint --profile production'
 	@echo 'make build            ansible-galaxy collection build, then check the tarball'
 	@echo 'make changelog-lint   antsibull-changelog lint'
@@ -133,6 +134,21 @@ integration: | _venv
 
 test-all-majors:
 	@$(MAKE) integration MAJORS="$(ALL_MAJORS)"
+
+# The molecule scenarios of extensions/molecule (default driver, no containers): the default scenario
+# starts PostgreSQL 15 and 16 servers, PgBouncer and a Neon API stand-in with tests/harness/pgcluster.py,
+# the others run the roles against them. Molecule's state (and the servers' state file) lives in
+# $(MOLECULE_STATE), outside the checkout; a run that was interrupted is cleaned up first.
+MOLECULE_STATE := $(WORK)/molecule
+
+molecule: | _venv
+	@$(QUIET) molecule bash -c ' \
+		$(WITH_COLLECTIONS) export MOLECULE_EPHEMERAL_DIRECTORY="$(MOLECULE_STATE)"; \
+		$(VPY) tests/harness/pgcluster.py install 15 16 && \
+		if [ -d "$(MOLECULE_STATE)/pgcdc" ] || grep -qsE "^(created|prepared|converged): true" "$(MOLECULE_STATE)/state.yml"; then \
+			molecule destroy --scenario-name default; \
+		fi && \
+		molecule test --all'
 
 lint: | _venv
 	@$(QUIET) lint bash -c '$(WITH_COLLECTIONS) ansible-lint --profile production --nocolor'

@@ -4,12 +4,19 @@
 Importable (``import pgcluster`` with tests/harness on sys.path) and a command-line tool::
 
     python tests/harness/pgcluster.py install 12 15 18
-    python tests/harness/pgcluster.py start --major 15 --state-dir DIR [--port N] [--set name=value ...]
+    python tests/harness/pgcluster.py start --major 15 --state-dir DIR [--port N] [--set name=value ...] [--tls]
+    python tests/harness/pgcluster.py pgbouncer --state-dir DIR [--port 6432]
+    python tests/harness/pgcluster.py admin --state-dir DIR --dbname DB [--kind managed|foreign] [--name ROLE]
     python tests/harness/pgcluster.py status|stop|destroy --state-dir DIR
 
 Every cluster lives in its own directory (``data/``, ``socket/``, ``server.log``,
 ``cluster.json``). Objects started through the API are stopped and removed at interpreter
 exit (set ``PGCDC_KEEP=1`` to keep their directories); CLI clusters live until ``stop``.
+A state dir of the CLI holds one cluster and optionally one PgBouncer in front of it.
+
+With ``tls`` (``start --tls``) the server has a self-signed certificate for CN=localhost
+(``server.crt``/``server.key`` in its data dir, made with ``openssl``) and ``ssl = on``:
+clients connect with ``sslmode=require`` (or ``verify-full`` with the certificate as root).
 """
 
 from __future__ import annotations
@@ -34,7 +41,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import encrypt_password
 
-from pginstall import CLIENT_BIN, PGBOUNCER, HarnessError, chown_to_server, install, make_server_dir, run, server_user
+from pginstall import (CLIENT_BIN, DEBIAN_PACKAGES, PGBOUNCER, HarnessError, chown_to_server, ensure_debian_packages, install,
+                       make_server_dir, run, server_env, server_user)
 
 __all__ = [
     'Cluster', 'HarnessError', 'PgBouncer', 'create_database', 'create_foreign_admin', 'create_managed_like_admin',
@@ -44,6 +52,9 @@ __all__ = [
 
 HOST = '127.0.0.1'
 SUPERUSER = 'postgres'
+OPENSSL = Path('/usr/bin/openssl')
+DEBIAN_PACKAGES.setdefault('openssl', OPENSSL)  # for ensure_debian_packages('openssl') (TLS clusters)
+TLS_SETTINGS = {'ssl': True, 'ssl_cert_file': 'server.crt', 'ssl_key_file': 'server.key'}  # paths relative to the data dir
 DEFAULT_SETTINGS = {
     'wal_level': 'logical',
     'max_wal_senders': 10,
@@ -178,7 +189,7 @@ def _cleanup():
 class Cluster:
     """One PostgreSQL cluster in its own directory; see :func:`start_cluster`."""
 
-    def __init__(self, major, base_dir, port=None, password=None, settings=None, name=None, superuser=SUPERUSER):
+    def __init__(self, major, base_dir, port=None, password=None, settings=None, name=None, superuser=SUPERUSER, tls=False):
         self.major = int(major)
         self.base_dir = Path(base_dir)
         self.name = name or 'pg%d' % self.major
@@ -188,6 +199,7 @@ class Cluster:
         self.superuser = superuser
         self.password = password or secrets.token_hex(16)
         self.settings = dict(settings or {})
+        self.tls = bool(tls)
         self.admins = {}  # role -> password, for roles made by create_*_admin
         self.bin_dir = install(self.major) / 'bin'
 
@@ -198,30 +210,37 @@ class Cluster:
     socket_dir = property(lambda self: self.base_dir / 'socket')
     log_path = property(lambda self: self.base_dir / 'server.log')
     state_path = property(lambda self: self.base_dir / 'cluster.json')
+    cert_path = property(lambda self: self.datadir / TLS_SETTINGS['ssl_cert_file'])
+    key_path = property(lambda self: self.datadir / TLS_SETTINGS['ssl_key_file'])
 
     # -- state -------------------------------------------------------------------------------
     @classmethod
     def load(cls, base_dir) -> Cluster:
         """The cluster whose ``cluster.json`` is in ``base_dir``."""
         state = json.loads((Path(base_dir) / 'cluster.json').read_text())
-        return cls(state['major'], base_dir, port=state['port'], password=state['password'],
-                   settings=state['settings'], name=state['name'], superuser=state['superuser'])
+        cluster = cls(state['major'], base_dir, port=state['port'], password=state['password'],
+                      settings=state['settings'], name=state['name'], superuser=state['superuser'], tls=state.get('tls', False))
+        cluster.admins.update(state.get('admins', {}))
+        return cluster
 
     def save(self):
         state = dict(major=self.major, port=self.port, password=self.password, settings=self.settings,
-                     name=self.name, superuser=self.superuser)
+                     name=self.name, superuser=self.superuser, tls=self.tls, admins=self.admins)
         self.state_path.touch(mode=0o600)
         self.state_path.write_text(json.dumps(state, indent=2) + '\n')
 
     def info(self) -> dict:
-        """What the CLI prints: host, port, superuser, password, major, datadir, log_path."""
+        """What the CLI prints: host, port, superuser, password, major, datadir, log_path, tls, ssl_cert."""
         return dict(host=self.host, port=self.port, superuser=self.superuser, password=self.password,
-                    major=self.major, datadir=str(self.datadir), log_path=str(self.log_path))
+                    major=self.major, datadir=str(self.datadir), log_path=str(self.log_path), tls=self.tls,
+                    ssl_cert=str(self.cert_path) if self.tls else None)
 
     def write_config(self):
         """Write ``pgcdc.conf`` (included last by postgresql.conf): defaults, settings, port."""
         values = dict(listen_addresses=HOST, unix_socket_directories=str(self.socket_dir))
         values.update(DEFAULT_SETTINGS)
+        if self.tls:
+            values.update(TLS_SETTINGS)
         values.update(self.settings)
         values['port'] = self.port
         lines = ['%s = %s' % (key, _conf_value(value)) for key, value in values.items()]
@@ -239,6 +258,8 @@ class Cluster:
         (self.datadir / 'pg_hba.conf').write_text(PG_HBA)
         with open(str(self.datadir / 'postgresql.conf'), 'a') as conf:
             conf.write("\ninclude = 'pgcdc.conf'\n")
+        if self.tls:
+            self.make_certificate()
         self.write_config()
         self.save()
         self.start()
@@ -250,8 +271,25 @@ class Cluster:
                 cur.execute(sql.SQL('ALTER ROLE {} PASSWORD {}').format(sql.Identifier(self.superuser), sql.Literal(verifier)))
         return self
 
+    def make_certificate(self):
+        """Write a self-signed certificate for CN=localhost (and 127.0.0.1) and its key into the data dir.
+
+        Kept when present. The server user owns both; the key is readable by it only, as the server demands.
+        """
+        if self.cert_path.exists() and self.key_path.exists():
+            return
+        ensure_debian_packages('openssl')
+        run([OPENSSL, 'req', '-new', '-x509', '-nodes', '-days', '3650', '-newkey', 'rsa:2048', '-subj', '/CN=localhost',
+             '-addext', 'subjectAltName=DNS:localhost,IP:%s' % HOST, '-keyout', self.key_path, '-out', self.cert_path],
+            as_server=True, timeout=120)
+        self.key_path.chmod(0o600)
+        self.cert_path.chmod(0o644)
+
     def _pg_ctl(self, *args, check=True):
-        return run([self.bin_dir / 'pg_ctl', '-D', self.datadir] + list(args), as_server=True, check=check, timeout=120)
+        # HOME is the cluster's directory: the server's own libpq (CREATE SUBSCRIPTION, walreceiver) looks for
+        # ~/.postgresql/postgresql.crt when the publisher offers TLS and fails on a HOME it may not read (root's).
+        env = dict(server_env(), HOME=str(self.base_dir))
+        return run([self.bin_dir / 'pg_ctl', '-D', self.datadir] + list(args), as_server=True, check=check, timeout=120, env=env)
 
     def is_running(self) -> bool:
         return self.datadir.is_dir() and self._pg_ctl('status', check=False).returncode == 0
@@ -340,10 +378,13 @@ class Cluster:
         return self.log_path.read_text(errors='replace') if self.log_path.exists() else ''
 
 
-def start_cluster(major, settings=None, name=None, port=None) -> Cluster:
-    """initdb and start a new cluster of ``major`` in a temp dir; ``settings`` override the defaults."""
+def start_cluster(major, settings=None, name=None, port=None, tls=False) -> Cluster:
+    """initdb and start a new cluster of ``major`` in a temp dir; ``settings`` override the defaults.
+
+    ``tls``: a self-signed server certificate (CN=localhost) and ``ssl = on``, for ``sslmode=require`` clients.
+    """
     name = name or 'pg%d' % int(major)
-    cluster = Cluster(major, _new_base(name), port=port, settings=settings, name=name)
+    cluster = Cluster(major, _new_base(name), port=port, settings=settings, name=name, tls=tls)
     try:
         cluster.init()
     except BaseException:
@@ -413,7 +454,7 @@ def start_standby(primary: Cluster, name=None, method=None, timeout=60) -> Clust
     name = name or '%s_standby' % primary.name
     method = method or ('basebackup' if primary.major <= 15 else 'lowlevel')
     standby = Cluster(primary.major, _new_base(name), password=primary.password, settings=primary.settings,
-                      name=name, superuser=primary.superuser)
+                      name=name, superuser=primary.superuser, tls=primary.tls)  # the copy has the certificate too
     source = _conninfo_string(dict(host=primary.host, port=primary.port, user=primary.superuser,
                                    password=primary.password, application_name=name))
     try:
@@ -489,7 +530,11 @@ class PgBouncer:
             'ignore_startup_parameters = extra_float_digits',
             'logfile = %s' % self.log_path,
             'pidfile = %s' % self.pid_path,
-        ]) + '\n')
+        ] + ([  # a TLS cluster's pooler offers TLS too (with the cluster's certificate), as providers' poolers do
+            'client_tls_sslmode = allow',
+            'client_tls_cert_file = %s' % self.cluster.cert_path,
+            'client_tls_key_file = %s' % self.cluster.key_path,
+        ] if self.cluster.tls else [])) + '\n')
         chown_to_server(userlist)
         chown_to_server(self.ini_path)
 
@@ -658,6 +703,17 @@ def _state_base(state_dir) -> Path:
     return fallback
 
 
+def _bouncer(cluster: Cluster, base: Path, port=None) -> PgBouncer:
+    """The CLI's PgBouncer of the cluster in ``base`` (its files in ``base/pgbouncer``; port kept in pgbouncer.json)."""
+    state = base / 'pgbouncer' / 'pgbouncer.json'
+    saved = json.loads(state.read_text()) if state.exists() else {}
+    return PgBouncer(cluster, base / 'pgbouncer', port or saved.get('port'))
+
+
+def _bouncer_info(bouncer: PgBouncer) -> dict:
+    return dict(host=bouncer.host, port=bouncer.port, log_path=str(bouncer.log_path), running=bool(bouncer.pid()))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog='pgcluster.py', description='PostgreSQL test clusters for pgcdc.clickpipes')
     commands = parser.add_subparsers(dest='command', required=True)
@@ -667,8 +723,17 @@ def main(argv=None) -> int:
     cmd.add_argument('--major', type=int)
     cmd.add_argument('--port', type=int)
     cmd.add_argument('--set', dest='settings', action='append', default=[], metavar='NAME=VALUE')
-    for name, text in (('stop', 'stop the cluster'), ('status', 'print JSON with "running"; exit 3 when stopped'),
-                       ('destroy', 'stop the cluster and remove its files')):
+    cmd.add_argument('--tls', action='store_true', help='self-signed certificate (CN=localhost) and ssl = on')
+    cmd = commands.add_parser('pgbouncer', help='start PgBouncer in front of the running cluster of a state dir; print its JSON')
+    cmd.add_argument('--port', type=int, help='default: 6432 when free, else a free port')
+    cmd = commands.add_parser('admin', help='create a database (when missing) and a harness admin for it; print dict(user, password)')
+    cmd.add_argument('--dbname', required=True)
+    cmd.add_argument('--kind', choices=('managed', 'foreign'), default='managed',
+                     help='managed: create_managed_like_admin (tables owned by --owner-role); foreign: create_foreign_admin')
+    cmd.add_argument('--name', help='role name (default: managed_admin or foreign_admin)')
+    cmd.add_argument('--owner-role', default='app')
+    for name, text in (('stop', 'stop the cluster (and its PgBouncer)'), ('status', 'print JSON with "running"; exit 3 when stopped'),
+                       ('destroy', 'stop the cluster (and its PgBouncer) and remove their files')):
         commands.add_parser(name, help=text)
     for cmd in commands.choices.values():
         if cmd.prog.split()[-1] != 'install':
@@ -691,11 +756,14 @@ def main(argv=None) -> int:
                 cluster.settings.update(settings)
                 if args.port:
                     cluster.port, cluster.auto_port = args.port, False
+                if args.tls and not cluster.tls:
+                    cluster.tls = True
+                    cluster.make_certificate()
                 cluster.write_config()
                 cluster.save()
                 cluster.start()
         else:
-            cluster = Cluster(args.major or 15, make_server_dir(base), port=args.port, settings=settings, name='pgcdc')
+            cluster = Cluster(args.major or 15, make_server_dir(base), port=args.port, settings=settings, name='pgcdc', tls=args.tls)
             cluster.init()
         print(json.dumps(cluster.info()))
         return 0
@@ -703,16 +771,40 @@ def main(argv=None) -> int:
         if args.command == 'status':
             print(json.dumps({'running': False}))
             return 3
+        if args.command in ('pgbouncer', 'admin'):
+            parser.error('%s holds no cluster; run start first' % args.state_dir)
         return 0
     cluster = Cluster.load(base)
+    bouncer = _bouncer(cluster, base)
     if args.command == 'status':
         running = cluster.is_running()
-        print(json.dumps(dict(cluster.info(), running=running)))
+        info = dict(cluster.info(), running=running)
+        if bouncer.base_dir.exists():
+            info['pgbouncer'] = _bouncer_info(bouncer)
+        print(json.dumps(info))
         return 0 if running else 3
-    if args.command == 'stop':
-        cluster.stop()
-    else:
-        cluster.stop()
+    if args.command == 'pgbouncer':
+        if not bouncer.pid():
+            if args.port or (bouncer.auto_port and port_is_free(6432)):
+                bouncer = _bouncer(cluster, base, args.port or 6432)
+            make_server_dir(bouncer.base_dir)
+            bouncer.start()
+            (bouncer.base_dir / 'pgbouncer.json').write_text(json.dumps(dict(port=bouncer.port)) + '\n')
+        print(json.dumps(_bouncer_info(bouncer)))
+        return 0
+    if args.command == 'admin':
+        if not cluster.query('SELECT 1 FROM pg_database WHERE datname = %s', [args.dbname]):
+            create_database(cluster, args.dbname)
+        if args.kind == 'managed':
+            creds = create_managed_like_admin(cluster, args.dbname, name=args.name or 'managed_admin', owner_role=args.owner_role)
+        else:
+            creds = create_foreign_admin(cluster, args.dbname, name=args.name or 'foreign_admin')
+        cluster.save()  # keeps the admin's password: the next call returns the same one
+        print(json.dumps(creds))
+        return 0
+    bouncer.stop()
+    cluster.stop()
+    if args.command == 'destroy':
         shutil.rmtree(str(base))
     return 0
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import sys
 import uuid
 
 import psycopg2
@@ -130,3 +132,93 @@ def test_subscriber_receives_changes(pg, subscriber, database):
         assert pgcluster.wait_for(lambda: subscriber.query('SELECT count(*) FROM items', dbname=database) == [(2,)])
     finally:
         pgcluster.drop_database(subscriber, database)
+
+
+@pytest.fixture
+def tls_cluster(pg):
+    """A cluster of ``pg``'s major with a self-signed certificate and ssl = on."""
+    cluster = pgcluster.start_cluster(pg.major, name='pg%d_tls' % pg.major, tls=True)
+    yield cluster
+    cluster.destroy()
+
+
+def test_tls_cluster(tls_cluster):
+    cluster = tls_cluster
+    assert cluster.tls and scalar(cluster, 'SHOW ssl') == 'on'
+    ssl_in_use = 'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()'
+    with contextlib.closing(cluster.connect(sslmode='require')) as conn, conn.cursor() as cur:
+        cur.execute(ssl_in_use)
+        assert cur.fetchone() == (True,)
+    # The certificate is for localhost and 127.0.0.1: it verifies as its own root.
+    with contextlib.closing(cluster.connect(sslmode='verify-full', sslrootcert=str(cluster.cert_path))) as conn, conn.cursor() as cur:
+        cur.execute(ssl_in_use)
+        assert cur.fetchone() == (True,)
+    with contextlib.closing(cluster.connect(sslmode='disable')) as conn, conn.cursor() as cur:
+        cur.execute(ssl_in_use)
+        assert cur.fetchone() == (False,)
+    assert oct(cluster.key_path.stat().st_mode & 0o777) == '0o600'
+
+
+def test_tls_cluster_pgbouncer(tls_cluster):
+    cluster = tls_cluster
+    bouncer = pgcluster.start_pgbouncer(cluster, port=None)
+    try:
+        with contextlib.closing(bouncer.connect(sslmode='require')) as conn, conn.cursor() as cur:
+            assert conn.info.ssl_in_use
+            cur.execute('SELECT inet_server_port()')
+            assert cur.fetchone() == (cluster.port,)
+    finally:
+        bouncer.destroy()
+
+
+def test_cli_cluster_with_pgbouncer_and_admin(tmp_path, pg):
+    def cli(*args):
+        proc = pgcluster.run([sys.executable, pgcluster.__file__] + list(args) + ['--state-dir', tmp_path / 'state'], check=False)
+        return proc.returncode, proc.stdout
+
+    try:
+        code, out = cli('start', '--major', str(pg.major), '--tls', '--set', 'wal_sender_timeout=90s')
+        assert code == 0, out
+        info = json.loads(out)
+        assert info['tls'] and info['ssl_cert']
+        params = dict(host=info['host'], port=info['port'], user=info['superuser'], password=info['password'], dbname='postgres')
+        with contextlib.closing(psycopg2.connect(sslmode='require', **params)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_setting('wal_sender_timeout'), ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            assert cur.fetchone() == ('90s', True)
+        code, out = cli('admin', '--dbname', 'shop')
+        assert code == 0, out
+        admin = json.loads(out)
+        assert cli('admin', '--dbname', 'shop') == (0, out)  # same password on a second call
+        code, out = cli('pgbouncer')
+        assert code == 0, out
+        bouncer = json.loads(out)
+        assert bouncer['running'] and bouncer['port'] != info['port']
+        assert cli('pgbouncer')[1] == out
+        pooled = dict(params, port=bouncer['port'], dbname='shop', **admin)
+        with contextlib.closing(psycopg2.connect(sslmode='require', **pooled)) as conn, conn.cursor() as cur:
+            cur.execute('SELECT current_user, inet_server_port()')
+            assert cur.fetchone() == (admin['user'], info['port'])
+        code, out = cli('status')
+        assert code == 0 and json.loads(out)['pgbouncer']['running'], out
+        assert cli('stop')[0] == 0
+        assert cli('status')[0] == 3
+        with pytest.raises(psycopg2.OperationalError):
+            psycopg2.connect(connect_timeout=3, **pooled)
+    finally:
+        cli('destroy')
+        pg.execute('SELECT 1')  # the fixture cluster is untouched
+    assert cli('status')[0] == 3
+
+
+def test_subscriber_of_tls_cluster(tls_cluster, subscriber):
+    """The subscriber's own libpq connects with sslmode=require (the server user's HOME is its cluster dir)."""
+    tls_cluster.execute('CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1); CREATE PUBLICATION pub FOR TABLE items')
+    name = pgcluster.create_database(subscriber, 'db_tls_sub_%s' % uuid.uuid4().hex[:6])
+    try:
+        conninfo = ' '.join('%s=%s' % item for item in tls_cluster.conninfo().items()) + ' sslmode=require'
+        subscriber.execute('CREATE TABLE items (id int PRIMARY KEY)', dbname=name)
+        subscriber.execute("CREATE SUBSCRIPTION sub CONNECTION '%s' PUBLICATION pub" % conninfo, dbname=name)
+        assert pgcluster.wait_for(lambda: subscriber.query('SELECT count(*) FROM items', dbname=name) == [(1,)])
+        assert tls_cluster.query("SELECT bool_and(s.ssl) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid)") == [(True,)]
+    finally:
+        pgcluster.drop_database(subscriber, name)
