@@ -277,6 +277,26 @@ def check_user_least_privilege(ctx):
                    'read access only', 'LOGIN, REPLICATION and read access only')
 
 
+# What a failed replication login means, by a phrase of the server's (or libpq's) answer.
+REPLICATION_FAILURES = (
+    ('password authentication failed', 'The password does not log in as this user: give the password the role has, or '
+                                       'rotate it (replication_user with update_password: always).'),
+    ('unsupported startup parameter', 'The endpoint is a connection pooler: connect to the database directly.'),
+    ('REPLICATION attribute', 'Give the role REPLICATION (ALTER ROLE ... WITH REPLICATION, or the provider console).'),
+    ('must be superuser or replication role', 'Give the role REPLICATION (ALTER ROLE ... WITH REPLICATION, or the provider console).'),
+    ('no pg_hba.conf entry', 'Allow the user in pg_hba.conf (replication connections match ordinary database entries) or '
+                             'the provider\'s IP allow list.'),
+)
+
+
+def replication_failure_step(detail):
+    for phrase, advice in REPLICATION_FAILURES:
+        if phrase in detail:
+            return advice
+    return ('Check that the role has LOGIN and REPLICATION, that pg_hba.conf allows it, and that the endpoint is the '
+            'database itself, not a pooler.')
+
+
 def check_replication_connection(ctx):
     probe = ctx.facts.get('replication_connection')
     if probe is None:
@@ -284,11 +304,9 @@ def check_replication_connection(ctx):
     ok, detail = probe
     if ok:
         return finding('replication_connection', 'ok', 'A replication connection as %s works.' % ctx.user, detail, 'IDENTIFY_SYSTEM answers')
+    step = providers.step(replication_failure_step(detail), 'the server, the provider console or the inventory')
     return finding('replication_connection', 'error', 'A replication connection as %s fails: %s' % (ctx.user, detail), detail,
-                   'IDENTIFY_SYSTEM answers',
-                   manual=[manual_step(ctx, providers.step('Give the role REPLICATION, allow it in pg_hba.conf (replication '
-                                                           'connections match ordinary database entries), and connect to the '
-                                                           'direct endpoint, not a pooler.', 'the server or provider console'))])
+                   'IDENTIFY_SYSTEM answers', manual=[manual_step(ctx, step)])
 
 
 def check_schema_usage(ctx):

@@ -173,3 +173,15 @@ def test_warning_lines_cover_every_problem_once_then_the_notices():
     assert lines[0].startswith('[neon] wal_level (error): Enable logical replication')
     assert lines[1].startswith('[neon] replica_identity (error):') and 'Fix: ALTER TABLE public.heap REPLICA IDENTITY FULL' in lines[1]
     assert len(lines) == 2 + len(checks.providers.NOTICES['neon'])
+
+
+@pytest.mark.parametrize('detail, advice', [
+    ('FATAL: password authentication failed for user "cp"', 'The password does not log in'),
+    ('unsupported startup parameter: replication', 'connection pooler'),
+    ('permission denied to start WAL sender (Only roles with the REPLICATION attribute may start a WAL sender process.)', 'Give the role REPLICATION'),
+    ('no pg_hba.conf entry for replication connection', 'pg_hba.conf'),
+    ('something else', 'LOGIN and REPLICATION'),
+])
+def test_replication_connection_advice_follows_the_cause(detail, advice):
+    finding = findings_for(ready_facts(replication_connection=(False, detail)))['replication_connection']
+    assert finding['status'] == 'error' and advice in finding['fix']['manual'][0]['what']
