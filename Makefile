@@ -48,7 +48,7 @@ WITH_COLLECTIONS = export ANSIBLE_COLLECTIONS_PATH="$$($(PYTHON) tools/collectio
 TEST_STEPS := venv postgres sanity units integration molecule lint build changelog-lint
 
 .PHONY: help venv _venv postgres collection-path workdir sanity units integration molecule lint build \
-	changelog-lint test test-all-majors demo clean
+	changelog-lint test test-all-majors demo bench clean
 
 help:
 	@echo 'make test             $(TEST_STEPS)'
@@ -64,6 +64,7 @@ help:
 	@echo 'make build            ansible-galaxy collection build, then check the tarball'
 	@echo 'make changelog-lint   antsibull-changelog lint'
 	@echo 'make demo             PostgreSQL 15 + tools/demo.py'
+	@echo 'make bench            benchmark against psql and community.postgresql (BENCH_ARGS="--tables 1000 10000")'
 	@echo 'make clean            remove the work directory $(WORK)'
 
 # .venv is (re)installed when it is missing, broken, or was installed from a
@@ -181,6 +182,14 @@ demo:
 	@$(MAKE) venv
 	@$(MAKE) postgres MAJORS=15
 	@$(WITH_COLLECTIONS) $(VPY) tools/demo.py
+
+# Not a test: times psql, community.postgresql and this collection side by side and writes docs/benchmark.md.
+# BENCH_ARGS="--tables 1000 10000 50000 --runs 5" for more.
+BENCH_ARGS ?= --tables 1000 10000 --runs 3
+bench:
+	@$(MAKE) venv
+	@$(MAKE) postgres MAJORS=15
+	@$(VPY) tools/bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf "$(WORK)"

@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Benchmark: prepare N tables for ClickPipes with psql, with community.postgresql and with this collection.
+
+Writes a Markdown table of medians and ratios (docs/benchmark.md by default) and prints it.
+Usage: tools/bench/bench.py --tables 1000 10000 [--runs 3] [--output docs/benchmark.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / 'tests' / 'harness'))
+
+import pgcluster  # noqa: E402  pylint: disable=wrong-import-position
+
+BIN = Path(sys.executable).parent
+TABLES_PER_SCHEMA = 1000
+USER, PASSWORD, PUBLICATION = 'clickpipes_user', 'bench-password', 'clickpipes_publication'
+# The server as a provider ships it: default lock table, no statement logging (the harness logs everything).
+SERVER_SETTINGS = dict(log_statement='none')
+
+RESET = """
+DROP PUBLICATION IF EXISTS clickpipes_publication;
+DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clickpipes_user') THEN
+  EXECUTE 'DROP OWNED BY clickpipes_user'; EXECUTE 'DROP ROLE clickpipes_user'; END IF; END $$;
+"""
+
+
+def schemas_for(count):
+    return ['s%d' % index for index in range(max(1, count // TABLES_PER_SCHEMA))]
+
+
+def create_tables(cluster, count):
+    cluster.execute('CREATE DATABASE bench')
+    cluster.execute('CREATE ROLE app NOLOGIN', dbname='bench')
+    for number, schema in enumerate(schemas_for(count)):
+        first, last = number * TABLES_PER_SCHEMA, min(count, (number + 1) * TABLES_PER_SCHEMA) - 1
+        cluster.execute(
+            "CREATE SCHEMA %s AUTHORIZATION app; SET ROLE app; DO $$ BEGIN FOR i IN %d..%d LOOP "
+            "EXECUTE format('CREATE TABLE %s.t%%s (id bigint PRIMARY KEY, v text)', i); END LOOP; END $$" % (
+                schema, first, last, schema), dbname='bench')
+
+
+def psql_script(count):
+    """The seed's SQL for the scope: user, grants, default privileges, one CREATE PUBLICATION with every table."""
+    lines = ["CREATE ROLE clickpipes_user LOGIN REPLICATION PASSWORD '%s';" % PASSWORD]
+    for schema in schemas_for(count):
+        lines += ['GRANT USAGE ON SCHEMA %s TO clickpipes_user;' % schema,
+                  'GRANT SELECT ON ALL TABLES IN SCHEMA %s TO clickpipes_user;' % schema,
+                  'ALTER DEFAULT PRIVILEGES FOR ROLE app IN SCHEMA %s GRANT SELECT ON TABLES TO clickpipes_user;' % schema]
+    tables = ', '.join('s%d.t%d' % (index // TABLES_PER_SCHEMA, index) for index in range(count))
+    lines.append('CREATE PUBLICATION clickpipes_publication FOR TABLE %s;' % tables)
+    return '\n'.join(lines)
+
+
+def community_playbook(count):
+    connection = dict(login_host='{{ host }}', port='{{ port }}', login_user='postgres', login_password='{{ password }}', login_db='bench')
+    schemas = schemas_for(count)
+    tasks = [
+        {'name': 'user', 'community.postgresql.postgresql_user': dict(connection, name=USER, password=PASSWORD, role_attr_flags='REPLICATION')},
+        {'name': 'schema usage', 'community.postgresql.postgresql_privs': dict(
+            connection, type='schema', objs=','.join(schemas), privs='USAGE', roles=USER)},
+        {'name': 'table select', 'community.postgresql.postgresql_privs': dict(
+            connection, type='table', objs='ALL_IN_SCHEMA', schema='{{ item }}', privs='SELECT', roles=USER), 'loop': schemas},
+        {'name': 'default privileges', 'community.postgresql.postgresql_privs': dict(
+            connection, type='default_privs', objs='TABLES', schema='{{ item }}', privs='SELECT', roles=USER, target_roles='app'),
+         'loop': schemas},
+        {'name': 'publication', 'community.postgresql.postgresql_publication': dict(
+            connection, name=PUBLICATION, tables=['s%d.t%d' % (index // TABLES_PER_SCHEMA, index) for index in range(count)])},
+    ]
+    return [dict(hosts='localhost', connection='local', gather_facts=False, tasks=tasks)]
+
+
+NOOP = [dict(hosts='localhost', connection='local', gather_facts=False, tasks=[{'ansible.builtin.debug': dict(msg='start')}])]
+
+
+class Bench:
+    def __init__(self, cluster, count, workdir):
+        self.cluster, self.count, self.workdir = cluster, count, Path(workdir)
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections(), ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+                        ANSIBLE_LOCALHOST_WARNING='false', ANSIBLE_INVENTORY_UNPARSED_WARNING='false', PGPASSWORD=cluster.password)
+        self.inventory = self.write('inventory.json', dict(clickpipes_sources=dict(hosts=dict(bench=dict(
+            clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port, clickpipes_login_user='postgres',
+            clickpipes_login_password=cluster.password, clickpipes_login_db='bench', clickpipes_password=PASSWORD,
+            clickpipes_schemas=schemas_for(count), clickpipes_fail_on='never')))))
+        self.extra = self.write('extra.json', dict(host=cluster.host, port=cluster.port, password=cluster.password))
+
+    def collections(self):
+        link = self.workdir / 'collections' / 'ansible_collections' / 'pgcdc' / 'clickpipes'
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(ROOT)
+        return str(self.workdir / 'collections')
+
+    def write(self, name, data):
+        path = self.workdir / name
+        path.write_text(json.dumps(data))
+        return str(path)
+
+    def run(self, command):
+        started = time.perf_counter()
+        done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - started
+        return elapsed, done.returncode, (done.stdout + done.stderr)[-600:]
+
+    def reset(self):
+        self.cluster.execute(RESET, dbname='bench')
+
+    def psql_floor(self):
+        script = self.workdir / 'seed.sql'
+        script.write_text(psql_script(self.count))
+        return self.run([str(pgcluster.install(15) / 'bin' / 'psql'), '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-h', self.cluster.host,
+                         '-p', str(self.cluster.port), '-U', 'postgres', '-d', 'bench', '-f', str(script)])
+
+    def playbook(self, plays, name):
+        path = self.write(name + '.yml', plays)
+        return self.run([str(BIN / 'ansible-playbook'), '-i', 'localhost,', '-e', '@' + self.extra, path])
+
+    def ours(self, playbook):
+        return self.run([str(BIN / 'ansible-playbook'), '-i', self.inventory, 'pgcdc.clickpipes.' + playbook])
+
+
+def measure(bench, runs):
+    """Median seconds (or the failure) of every variant; cold variants start from a source without user or publication."""
+    variants = collections.OrderedDict()
+    plan = [
+        ('psql_floor', True, bench.psql_floor),
+        ('ansible_noop', False, lambda: bench.playbook(NOOP, 'noop')),
+        ('community_postgresql', True, lambda: bench.playbook(community_playbook(bench.count), 'community')),
+        ('community_postgresql_rerun', False, lambda: bench.playbook(community_playbook(bench.count), 'community')),
+        ('prepare_cold', True, lambda: bench.ours('prepare')),
+        ('prepare_rerun', False, lambda: bench.ours('prepare')),
+        ('verify', False, lambda: bench.ours('verify')),
+    ]
+    for name, cold, action in plan:
+        times, failure = [], None
+        for _attempt in range(runs):
+            if cold:
+                bench.reset()
+            elapsed, code, tail = action()
+            if code != 0:
+                failure = tail.strip().splitlines()[-1][:200] if tail.strip() else 'exit %d' % code
+                break
+            times.append(elapsed)
+        variants[name] = dict(median=statistics.median(times) if times and not failure else None, runs=len(times), failure=failure)
+        print('  %-28s %s' % (name, failure or '%.2fs (median of %d)' % (variants[name]['median'], len(times))), flush=True)
+    return variants
+
+
+def statement_counts(bench):
+    """SQL statements each of our connections sent during a cold prepare (log_statement = all for this run only)."""
+    bench.reset()
+    bench.cluster.set_setting('log_statement', 'all')
+    offset = len(bench.cluster.read_log())
+    bench.ours('prepare')
+    bench.cluster.set_setting('log_statement', 'none')
+    counts = collections.Counter(re.findall(r'\[(\d+)\] \S+ LOG:  statement:', bench.cluster.read_log()[offset:]))
+    return sorted(counts.values())
+
+
+def ratio(variants, numerator, *denominators):
+    top = variants[numerator]['median']
+    bottom = [variants[name]['median'] for name in denominators]
+    if top is None or None in bottom:
+        return None
+    return top / sum(bottom)
+
+
+def report(results, runs, command):
+    lines = ['# Benchmark', '', 'Reproduce: `%s` (%d runs per variant; medians in seconds).' % (command, runs), '',
+             'Machine: %s, %d cores, Python %s, PostgreSQL 15 (Debian) with its default lock table.' % (
+                 platform.machine(), os.cpu_count(), platform.python_version()), '']
+    names = list(next(iter(results.values()))['variants'])
+    lines.append('| variant | ' + ' | '.join('N = %d' % count for count in results) + ' |')
+    lines.append('|---|' + '---|' * len(results))
+    for name in names:
+        cells = []
+        for data in results.values():
+            variant = data['variants'][name]
+            cells.append('%.2f' % variant['median'] if variant['median'] is not None else 'failed: %s' % variant['failure'].replace('|', '/'))
+        lines.append('| %s | %s |' % (name, ' | '.join(cells)))
+    lines += ['', '| ratio (target) | ' + ' | '.join('N = %d' % count for count in results) + ' |', '|---|' + '---|' * len(results)]
+    targets = [
+        ('prepare_cold / community_postgresql (<= 0.25)', 'prepare_cold', ('community_postgresql',)),
+        ('prepare_cold / (psql_floor + ansible_noop) (<= 2)', 'prepare_cold', ('psql_floor', 'ansible_noop')),
+        ('prepare_rerun / community_postgresql_rerun (<= 0.15)', 'prepare_rerun', ('community_postgresql_rerun',)),
+        ('verify / ansible_noop (<= 2)', 'verify', ('ansible_noop',)),
+    ]
+    for label, numerator, denominators in targets:
+        cells = []
+        for data in results.values():
+            value = ratio(data['variants'], numerator, *denominators)
+            cells.append('%.2f' % value if value is not None else 'n/a')
+        lines.append('| %s | %s |' % (label, ' | '.join(cells)))
+    lines += ['', 'SQL statements per connection of a cold `prepare` (sorted): ' + '; '.join(
+        'N = %d: %s' % (count, data['statements']) for count, data in results.items()), '']
+    return '\n'.join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--tables', type=int, nargs='+', default=[1000, 10000])
+    parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--output', default=str(ROOT / 'docs' / 'benchmark.md'))
+    args = parser.parse_args()
+    results = collections.OrderedDict()
+    for count in args.tables:
+        print('N = %d tables in %d schemas' % (count, len(schemas_for(count))), flush=True)
+        cluster = pgcluster.start_cluster(15, settings=SERVER_SETTINGS, name='bench%d' % count)
+        try:
+            create_tables(cluster, count)
+            with tempfile.TemporaryDirectory() as workdir:
+                bench = Bench(cluster, count, workdir)
+                results[count] = dict(variants=measure(bench, args.runs), statements=statement_counts(bench))
+        finally:
+            cluster.destroy()
+    command = 'make bench BENCH_ARGS="--tables %s --runs %d"' % (' '.join(map(str, args.tables)), args.runs)
+    text = report(results, args.runs, command)
+    Path(args.output).write_text(text, encoding='utf-8')
+    print(text)
+
+
+if __name__ == '__main__':
+    main()
