@@ -135,6 +135,9 @@ def sql_error_message(exc, doing):
     """A message for an error raised by a statement, naming what the module was doing."""
     code = getattr(exc, 'pgcode', None)
     message = first_line(exc)
+    if code == '53200':
+        return ('PostgreSQL ran out of lock table space while %s (%s): one transaction cannot lock that many tables '
+                'with this max_locks_per_transaction.' % (doing, message))
     if code == '55P03':
         return ('Timed out waiting for a lock while %s (%s): another session holds a conflicting lock. Re-run when it '
                 'has finished, or raise lock_timeout.' % (doing, message))
@@ -142,6 +145,13 @@ def sql_error_message(exc, doing):
         return ('The connection to the server was lost while %s (%s). Nothing was applied: the transaction was rolled '
                 'back. Re-run the task.' % (doing, message))
     return 'PostgreSQL refused %s: %s' % (doing, message)
+
+
+def lock_transaction(cursor, lock_key, lock_timeout):
+    """Serialise this transaction with other runs on the same object, then bound every lock wait."""
+    cursor.execute("SET LOCAL lock_timeout = '5min'")
+    cursor.execute('SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))', ['pgcdc.clickpipes:' + lock_key])
+    cursor.execute('SELECT set_config(%s, %s, true)', ['lock_timeout', lock_timeout])
 
 
 @contextlib.contextmanager
@@ -153,9 +163,7 @@ def write_transaction(conn, lock_key, lock_timeout):
     """
     cursor = conn.cursor()
     try:
-        cursor.execute("SET LOCAL lock_timeout = '5min'")
-        cursor.execute('SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))', ['pgcdc.clickpipes:' + lock_key])
-        cursor.execute('SELECT set_config(%s, %s, true)', ['lock_timeout', lock_timeout])
+        lock_transaction(cursor, lock_key, lock_timeout)
         yield cursor
         conn.commit()
     except BaseException:

@@ -29,6 +29,7 @@ SELECT l.pid, l.relation::regclass::text AS relation, l.mode, a.usename AS user_
 """
 
 Step = collections.namedtuple('Step', 'statement doing display privilege_hint relations')
+COMMIT = object()
 
 
 class Plan:
@@ -45,30 +46,47 @@ class Plan:
     def add(self, statement, doing, display=None, privilege_hint=None, relations=()):
         self._steps.append(Step(statement, doing, display, privilege_hint, list(relations)))
 
+    def commit_point(self):
+        """Commit what came before and go on in a new transaction (only where one would lock too many tables)."""
+        if self._steps:
+            self._steps.append(COMMIT)
+
+    def statements(self):
+        return [step for step in self._steps if step is not COMMIT]
+
     def __bool__(self):
-        return bool(self._steps)
+        return bool(self.statements())
 
     def __len__(self):
-        return len(self._steps)
+        return len(self.statements())
 
     def queries(self, conn):
-        return [step.display if step.display is not None else step.statement.as_string(conn) for step in self._steps]
+        return [step.display if step.display is not None else step.statement.as_string(conn) for step in self.statements()]
 
-    def apply(self, cursor):
+    def apply(self, cursor, begin_again=None):
+        """Execute in order; at a commit point, commit and let ``begin_again(cursor)`` open the next transaction."""
+        committed = False
         for step in self._steps:
+            if step is COMMIT:
+                cursor.connection.commit()
+                committed = True
+                begin_again(cursor)
+                continue
             try:
                 cursor.execute(step.statement)
             except Exception as exc:  # pylint: disable=broad-except
-                raise ClickPipesError(failure_message(cursor, step, exc)) from exc
+                raise ClickPipesError(failure_message(cursor, step, exc, committed)) from exc
 
 
-def failure_message(cursor, step, exc):
+def failure_message(cursor, step, exc, committed=False):
     code = getattr(exc, 'pgcode', None)
     message = sql_error_message(exc, step.doing)
     if code == INSUFFICIENT_PRIVILEGE and step.privilege_hint:
         message += ' ' + step.privilege_hint
     if code == LOCK_NOT_AVAILABLE and step.relations:
         message += ' ' + describe_blockers(cursor, step.relations)
+    if committed:
+        return message + ' Earlier batches were committed and this one was rolled back: re-run to finish.'
     return message + ' Nothing was applied.'
 
 

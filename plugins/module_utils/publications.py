@@ -15,6 +15,9 @@ except ImportError:  # reported by connection.connect
     sql = None
 
 OPERATIONS = ('insert', 'update', 'delete', 'truncate')
+# One ALTER PUBLICATION locks every table it names until commit; PostgreSQL's default lock table holds a few
+# thousand locks in all, so long lists are added this many tables per transaction (each batch atomic).
+TABLES_PER_TRANSACTION = 1000
 
 PUBLICATION = """
 SELECT p.oid, p.pubname AS name, pg_get_userbyid(p.pubowner) AS owner, p.puballtables AS all_tables,
@@ -173,11 +176,29 @@ def target_clause(mode, relations, schemas):
     return sql.SQL('FOR TABLE {}').format(table_list(relations))
 
 
+def batches(relations):
+    return [relations[start:start + TABLES_PER_TRANSACTION] for start in range(0, len(relations), TABLES_PER_TRANSACTION)]
+
+
 def create(plan, name, mode, relations, schemas, operations, via_root, server_major):
+    """CREATE PUBLICATION; a long table list is added in batches, one transaction each, after the first."""
     hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
+    first, rest = (batches(relations)[0], batches(relations)[1:]) if mode == 'tables' and relations else (relations, [])
     plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
-        sql.Identifier(name), target_clause(mode, relations, schemas), with_options(operations, via_root, server_major)),
-        'creating publication %s' % name, privilege_hint=hint, relations=[r['oid'] for r in relations])
+        sql.Identifier(name), target_clause(mode, first, schemas), with_options(operations, via_root, server_major)),
+        'creating publication %s' % name, privilege_hint=hint, relations=[r['oid'] for r in first])
+    for batch in rest:
+        plan.commit_point()
+        add_tables(plan, name, batch)
+
+
+def add_tables(plan, name, relations):
+    """ALTER PUBLICATION ... ADD TABLE, in batches of TABLES_PER_TRANSACTION committed one by one."""
+    for number, batch in enumerate(batches(relations)):
+        if number:
+            plan.commit_point()
+        alter(plan, name, sql.SQL('ADD TABLE {}').format(table_list(batch)),
+              'adding %d table(s) to publication %s' % (len(batch), name), relations=batch)
 
 
 def alter(plan, name, clause, doing, hint=None, relations=()):

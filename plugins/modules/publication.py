@@ -17,6 +17,9 @@ description:
     publication is never narrowed, and a publication is never dropped and recreated, without O(exact=true).
   - Refuses to publish C(UPDATE)/C(DELETE) for a table without a primary key or usable replica identity, because
     PostgreSQL would then reject the application's C(UPDATE) and C(DELETE) on it. The error names every such table.
+  - Runs in one transaction, except that more than 1000 new tables are added 1000 per transaction, because one statement
+    over tens of thousands of tables would exhaust PostgreSQL's lock table (C(out of shared memory)). Each batch is
+    atomic, and a re-run finishes what an interrupted run left.
   - Sets C(publish_via_partition_root) on PostgreSQL 13 and later when a table in scope is partitioned, unless told otherwise.
     On PostgreSQL 12, which cannot publish a partitioned table, its leaf partitions are listed instead.
 author: pgcdc.clickpipes contributors (@pgcdc)
@@ -155,6 +158,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     current_role,
+    lock_transaction,
     run_writing_module,
     server_major,
     write_argument_spec,
@@ -262,8 +266,7 @@ class Converger:
             self.exposed = pubs.uncovered(self.cursor, publication, relations, self.major)
             if self.exposed:
                 pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
-                pubs.alter(self.plan, name, sql.SQL('ADD TABLE {}').format(pubs.table_list(self.exposed)),
-                           'adding %d table(s) to publication %s' % (len(self.exposed), name), relations=self.exposed)
+                pubs.add_tables(self.plan, name, self.exposed)
         elif params['mode'] == 'schemas':
             missing = [schema for schema in params['schemas'] if schema not in publication['schemas']]
             self.exposed = [r for r in relations if r['schema'] in missing]
@@ -333,12 +336,16 @@ def converge(module, conn, cursor):
     queries = plan.queries(conn)
     after = predicted
     if not module.check_mode:
-        plan.apply(cursor)
+        plan.apply(cursor, lambda cur: lock_transaction(cur, lock_key(params), params['lock_timeout']))
         after = pubs.public_state(pubs.read_state(cursor, params['name'], major))
     result = dict(changed=bool(plan), queries=queries, publication=after)
     if module._diff:
         result['diff'] = dict(before=pubs.public_state(publication), after=after)
     return result
+
+
+def lock_key(params):
+    return 'publication:' + params['name']
 
 
 def fetch_superuser(cursor):
@@ -359,7 +366,7 @@ def main():
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_writing_module(module, 'publication:' + module.params['name'], converge)
+    run_writing_module(module, lock_key(module.params), converge)
 
 
 if __name__ == '__main__':

@@ -103,3 +103,26 @@ def test_eight_simultaneous_runs_all_succeed_and_converge(pg, database):
     pg.execute(TABLES, dbname=database)
     assert run_playbook(tasks, module_defaults=login(pg, database)).rc == 0
     assert snapshot(pg, database) == concurrent_state
+
+
+def test_thousands_of_tables_are_published_in_batches(pg, database):
+    pg.execute("CREATE SCHEMA many; DO $$ BEGIN FOR i IN 1..2500 LOOP "
+               "EXECUTE format('CREATE TABLE many.t%s (id int PRIMARY KEY)', i); END LOOP; END $$", dbname=database)
+    # Tables are taken in name order (t1, t10, t100, ...): t999 is the last, in the third batch.
+    blocker = locked(pg, database, 'LOCK TABLE many.t999 IN ACCESS EXCLUSIVE MODE')
+    task = prepare_tasks(schemas=['many'], publication_options=dict(lock_timeout='1s'))[2:]
+    try:
+        interrupted = run_playbook(task, module_defaults=login(pg, database))
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert interrupted.rc != 0
+    assert 'Earlier batches were committed and this one was rolled back: re-run to finish.' in interrupted.result('publication')['msg']
+    assert pg.query('SELECT count(*) FROM pg_publication_tables', dbname=database) == [(2000,)]
+
+    finished = run_playbook(task, module_defaults=login(pg, database))
+    assert finished.rc == 0, finished.stdout
+    last_batch = sorted('t%d' % i for i in range(1, 2501))[2000:]
+    assert finished.result('publication')['queries'] == [
+        'ALTER PUBLICATION "clickpipes_publication" ADD TABLE ' + ', '.join('"many"."%s"' % name for name in last_batch)]
+    assert pg.query('SELECT count(*) FROM pg_publication_tables', dbname=database) == [(2500,)]
