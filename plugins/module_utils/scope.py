@@ -214,11 +214,6 @@ def identity_problem(table):
     return None
 
 
-def identity_fix(qualified):
-    return ('add a primary key, or ALTER TABLE %s REPLICA IDENTITY FULL (or USING INDEX on a unique index of '
-            'NOT NULL columns)' % qualified)
-
-
 def published_relations(cursor, scope, server_major):
     """The relations a FOR TABLE publication lists: the scoped tables, with partitioned ones replaced by
     their leaf partitions on PostgreSQL 12 (which cannot publish a partitioned table)."""
