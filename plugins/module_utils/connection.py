@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import contextlib
 import re
-import traceback
 
-PSYCOPG2_IMPORT_ERROR = None
 try:
     import psycopg2
     import psycopg2.extensions
     import psycopg2.extras
-except ImportError:
+except ImportError:  # connect() says how to install it
     psycopg2 = None
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
 
 APPLICATION_NAME = 'pgcdc.clickpipes'
 MINIMUM_SERVER_VERSION = 120000

@@ -6,7 +6,13 @@
 from __future__ import annotations
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, providers, publications, roles, scope as scopes
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, connect, fetch_dicts, fetch_one
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    connect,
+    fetch_dicts,
+    fetch_one,
+    server_major,
+)
 
 try:
     import psycopg2.extras
@@ -130,20 +136,19 @@ def probe_replication(params, user=None, password=None):
         conn.close()
 
 
-def pooler_facts(params, settings, provider):
+def pooler_facts(params, settings):
     """What tells a pooler apart from a direct connection: host name, ports, and whether a walsender starts."""
     reached, detail = probe_replication(params)
     server_port = (settings.get('port') or {}).get('amount')
     return dict(
         host=params['login_host'], port=params['login_port'], server_port=server_port,
         neon_pooler_host=providers.is_neon_pooler_host(params['login_host']),
-        pgbouncer=not reached and 'unsupported startup parameter' in detail,
-        provider=provider)
+        pgbouncer=not reached and 'unsupported startup parameter' in detail)
 
 
 def gather(params, conn, cursor):
     """All facts the checks need, as plain data."""
-    major = conn.server_version // 10000
+    major = server_major(conn)
     server = fetch_one(cursor, SERVER)
     server['major'] = major
     settings = read_settings(cursor)
@@ -159,7 +164,8 @@ def gather(params, conn, cursor):
     facts['partitioned'] = [t['qualified'] for t in scope.tables if t['kind'] == 'p']
     published = set(r['oid'] for r in relations)
     checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published]
-    facts['identity_problems'] = [(t['qualified'], scopes.identity_problem(t)) for t in checked if scopes.identity_problem(t)]
+    problems = [(t['qualified'], scopes.identity_problem(t)) for t in checked]
+    facts['identity_problems'] = [(name, problem) for name, problem in problems if problem]
     facts['toast'] = fetch_dicts(cursor, TOAST_COLUMNS, dict(oids=[t['oid'] for t in relations]))
     facts['dotted'] = [t['qualified'] for t in scope.tables if '.' in t['schema'] or '.' in t['name']]
 
@@ -171,7 +177,7 @@ def gather(params, conn, cursor):
     facts['user'] = role
     if role is not None:
         facts['privileges'] = user_privileges(cursor, params['user'], scope, relations)
-    facts['pooler'] = pooler_facts(params, settings, provider)
+    facts['pooler'] = pooler_facts(params, settings)
     if params['password']:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
         facts['replication_connection'] = probe_replication(params, user=login, password=params['password'])

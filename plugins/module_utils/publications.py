@@ -183,7 +183,8 @@ def batches(relations):
 def create(plan, name, mode, relations, schemas, operations, via_root, server_major):
     """CREATE PUBLICATION; a long table list is added in batches, one transaction each, after the first."""
     hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
-    first, rest = (batches(relations)[0], batches(relations)[1:]) if mode == 'tables' and relations else (relations, [])
+    parts = batches(relations) if mode == 'tables' and relations else [relations]
+    first, rest = parts[0], parts[1:]
     plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
         sql.Identifier(name), target_clause(mode, first, schemas), with_options(operations, via_root, server_major)),
         'creating publication %s' % name, privilege_hint=hint, relations=[r['oid'] for r in first])

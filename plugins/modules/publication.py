@@ -163,7 +163,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     server_major,
     write_argument_spec,
 )
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, roles, scope as scopes
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
 
 try:
@@ -321,7 +321,6 @@ def converge(module, conn, cursor):
     major = server_major(conn)
     publication = pubs.read_state(cursor, params['name'], major)
     if params['state'] == 'absent':
-        converger = None
         plan = Plan()
         if publication is not None:
             pubs.refuse_unless_owner(publication, current_role(cursor))
@@ -331,7 +330,7 @@ def converge(module, conn, cursor):
         converger = Converger(module, conn, cursor)
         predicted = converger.run(publication)
         plan = converger.plan
-        if module.check_mode and params['mode'] != 'tables' and not fetch_superuser(cursor):
+        if module.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
             module.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
     queries = plan.queries(conn)
     after = predicted
@@ -346,11 +345,6 @@ def converge(module, conn, cursor):
 
 def lock_key(params):
     return 'publication:' + params['name']
-
-
-def fetch_superuser(cursor):
-    cursor.execute('SELECT rolsuper FROM pg_roles WHERE rolname = current_user')
-    return cursor.fetchone()[0]
 
 
 def main():

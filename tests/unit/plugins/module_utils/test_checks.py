@@ -29,7 +29,7 @@ def ready_facts(major=16, provider='generic', **overrides):
         user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False),
         privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
                         row_security_tables=[]),
-        pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False, provider=provider),
+        pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False),
         replication_connection=(True, 'IDENTIFY_SYSTEM answered'),
     )
     facts.update(overrides)
