@@ -29,18 +29,41 @@ GB = 1024 ** 3
 DEFAULT_WAL_KEEP_TARGET = 100 * GB
 MIN_SENDER_TIMEOUT_MS = 5 * 60 * 1000
 
+# The writing module that manages what a check looks at; the other checks need a person (or the settings task).
+MANAGED_BY = dict(
+    [(check_id, 'replication_user') for check_id in ('user_exists', 'user_login', 'user_replication', 'user_least_privilege',
+                                                    'replication_connection', 'row_level_security')]
+    + [(check_id, 'replication_grants') for check_id in ('schema_usage', 'table_select', 'default_privileges')]
+    + [(check_id, 'publication') for check_id in ('publication_exists', 'publication_tables', 'publication_scope',
+                                                 'publication_operations', 'publication_partition_root')])
+EMIT_CHOICES = ('all', 'manual', 'modules', 'none')
+# Fix SQL is advice for a person: a few runnable statements and a count of the rest keep results small at 50,000 tables.
+MAX_FIX_STATEMENTS = 10
+TABLES_PER_STATEMENT = 100
+
 
 def ident(name):
     return '"%s"' % name.replace('"', '""')
 
 
 def finding(check_id, status, message, observed=None, expected=None, sql=None, manual=None, restart=False):
+    sql = list(sql or [])
     return dict(id=check_id, status=status, message=message, observed=observed, expected=expected,
-                fix=dict(sql=list(sql or []), manual=list(manual or []), restart=restart))
+                fix=dict(sql=sql[:MAX_FIX_STATEMENTS], sql_omitted=max(0, len(sql) - MAX_FIX_STATEMENTS),
+                         manual=list(manual or []), restart=restart, module=MANAGED_BY.get(check_id)))
 
 
-def skipped(check_id, reason):
-    return finding(check_id, 'skipped', 'Not checked: %s.' % reason, observed=reason)
+def per_tables(template, names):
+    """One statement per TABLES_PER_STATEMENT names; ``template`` has one %s for the comma-separated names."""
+    return [template % ', '.join(names[start:start + TABLES_PER_STATEMENT]) for start in range(0, len(names), TABLES_PER_STATEMENT)]
+
+
+def skipped(check_id, reason, managed=True):
+    """A check not run; ``managed=False`` when no writing module could change that (a version, a missing input)."""
+    item = finding(check_id, 'skipped', 'Not checked: %s.' % reason, observed=reason)
+    if not managed:
+        item['fix']['module'] = None
+    return item
 
 
 def manual_step(ctx, step, current=None, target=None):
@@ -269,7 +292,7 @@ def check_user_least_privilege(ctx):
     sql = ['ALTER ROLE %s WITH %s' % (ident(ctx.user), ' '.join('NO' + name for name in excess))] if excess else []
     if writable:
         excess.append('write privileges on %s' % shorten(writable))
-        sql.append('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %s FROM %s' % (', '.join(writable), ident(ctx.user)))
+        sql += per_tables('REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON TABLE %%s FROM %s' % ident(ctx.user), writable)
     if excess:
         return finding('user_least_privilege', 'warning', 'Role %s has more than it needs: %s.' % (ctx.user, '; '.join(excess)),
                        '; '.join(excess), 'LOGIN, REPLICATION and read access only', sql=sql)
@@ -300,7 +323,7 @@ def replication_failure_step(detail):
 def check_replication_connection(ctx):
     probe = ctx.facts.get('replication_connection')
     if probe is None:
-        return skipped('replication_connection', 'no password of the replication user was given')
+        return skipped('replication_connection', 'no password of the replication user was given', managed=False)
     ok, detail = probe
     if ok:
         return finding('replication_connection', 'ok', 'A replication connection as %s works.' % ctx.user, detail, 'IDENTIFY_SYSTEM answers')
@@ -328,7 +351,7 @@ def check_table_select(ctx):
     if missing:
         return finding('table_select', 'error', 'Role %s cannot read %d table(s): %s.' % (ctx.user, len(missing), shorten(missing)),
                        shorten(missing), 'SELECT on every table in scope',
-                       sql=['GRANT SELECT ON TABLE %s TO %s' % (', '.join(missing), ident(ctx.user))])
+                       sql=per_tables('GRANT SELECT ON TABLE %%s TO %s' % ident(ctx.user), missing))
     return finding('table_select', 'ok', 'Role %s can read every table in scope.' % ctx.user,
                    '%d table(s)' % len(ctx.scope.tables), 'SELECT on every table in scope')
 
@@ -378,9 +401,9 @@ def check_publication_tables(ctx):
         return skipped('publication_tables', 'publication %s does not exist' % ctx.publication_name)
     missing = ctx.facts['unpublished']
     if missing:
-        return finding('publication_tables', 'error', '%d table(s) in scope are not published: %s.' % (len(missing), ', '.join(missing)),
-                       ', '.join(missing), 'every table in scope published',
-                       sql=['ALTER PUBLICATION %s ADD TABLE %s' % (ident(ctx.publication_name), ', '.join(missing))])
+        return finding('publication_tables', 'error', '%d table(s) in scope are not published: %s.' % (len(missing), shorten(missing)),
+                       shorten(missing), 'every table in scope published',
+                       sql=per_tables('ALTER PUBLICATION %s ADD TABLE %%s' % ident(ctx.publication_name), missing))
     return finding('publication_tables', 'ok', 'Every table in scope is published.', '%d table(s)' % len(ctx.scope.tables),
                    'every table in scope published')
 
@@ -418,7 +441,7 @@ def check_publication_operations(ctx):
 
 def check_publication_partition_root(ctx):
     if ctx.major < 13:
-        return skipped('publication_partition_root', 'publish_via_partition_root exists from PostgreSQL 13')
+        return skipped('publication_partition_root', 'publish_via_partition_root exists from PostgreSQL 13', managed=False)
     if ctx.publication is None:
         return skipped('publication_partition_root', 'publication %s does not exist' % ctx.publication_name)
     partitioned = ctx.facts['partitioned']
@@ -446,12 +469,11 @@ def check_replica_identity(ctx):
 def check_toast_columns(ctx):
     tables = ctx.facts['toast']
     if tables:
-        names = ['%s (%s)' % (t['qualified'], ', '.join(t['columns'])) for t in tables]
         return finding('toast_columns', 'warning', '%d table(s) have columns that may be stored out of line (TOAST) without '
                        'REPLICA IDENTITY FULL: unchanged values of those columns arrive empty on UPDATE and DELETE unless '
-                       'ClickPipes fills them in: %s.' % (len(names), shorten(names)), shorten(names),
+                       'ClickPipes fills them in: %s.' % (len(tables), shorten(tables)), shorten(tables),
                        'REPLICA IDENTITY FULL on tables with TOAST-able columns',
-                       sql=['ALTER TABLE %s REPLICA IDENTITY FULL' % t['qualified'] for t in tables])
+                       sql=['ALTER TABLE %s REPLICA IDENTITY FULL' % name for name in tables])
     return finding('toast_columns', 'ok', 'No table in scope has TOAST-able columns without REPLICA IDENTITY FULL.', 'none',
                    'REPLICA IDENTITY FULL on tables with TOAST-able columns')
 
@@ -460,7 +482,7 @@ def check_table_names(ctx):
     dotted = ctx.facts['dotted']
     if dotted:
         return finding('table_names', 'error', 'ClickPipes cannot replicate tables whose schema or name contains a dot: %s.'
-                       % ', '.join(dotted), ', '.join(dotted), 'no dot in schema or table names',
+                       % shorten(dotted), shorten(dotted), 'no dot in schema or table names',
                        manual=[manual_step(ctx, providers.step('Rename the table or schema so it has no dot.', 'the application\'s migrations'))])
     return finding('table_names', 'ok', 'No schema or table name in scope contains a dot.', 'none', 'no dot in names')
 
@@ -561,19 +583,29 @@ def describe_step(step):
     return ' '.join(parts)
 
 
-def warning_lines(findings, provider, login='<user>'):
-    """What a person must see on screen: each warning or error once, with its manual steps or SQL, then the notices."""
+def warning_lines(findings, provider, login='<user>', which='all'):
+    """What a person must see on screen: each warning or error once, with its manual steps or SQL, then the notices.
+
+    ``which`` splits them between two checks of one run: ``manual`` (what no writing module manages, and the notices)
+    before the writing modules, ``modules`` (what they manage) after them.
+    """
     lines = []
     for item in findings:
-        if item['status'] not in ('warning', 'error'):
+        if item['status'] not in ('warning', 'error') or not shown(item, which):
             continue
         if item['fix']['manual']:
             lines.extend(describe_step(dict(step, id=item['id'], status=item['status'])) for step in item['fix']['manual'])
             continue
         line = '[%s] %s (%s): %s' % (provider, item['id'], item['status'], item['message'])
+        more = len(item['fix']['sql']) - 1 + item['fix']['sql_omitted']
         if item['fix']['sql']:
-            line += ' Fix: %s%s' % (item['fix']['sql'][0], ' (and %d more)' % (len(item['fix']['sql']) - 1)
-                                    if len(item['fix']['sql']) > 1 else '')
+            line += ' Fix: %s%s' % (item['fix']['sql'][0], ' (and %d more)' % more if more else '')
         lines.append(line)
-    lines.extend(describe_step(step) for step in manual_steps([], provider, login))
+    if which in ('all', 'manual'):
+        lines.extend(describe_step(step) for step in manual_steps([], provider, login))
     return lines
+
+
+def shown(item, which):
+    managed = item['fix']['module'] is not None
+    return which == 'all' or (which == 'manual' and not managed) or (which == 'modules' and managed)

@@ -198,6 +198,11 @@ def fetch_dicts(cursor, query, params=None):
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def oid_array(oids):
+    """Oids as one array literal for ``%(name)s::oid[]``: the server reads '{1,2,...}' much faster than ARRAY[1, 2, ...]."""
+    return '{%s}' % ','.join('%d' % oid for oid in oids)
+
+
 def fetch_one(cursor, query, params=None):
     rows = fetch_dicts(cursor, query, params)
     return rows[0] if rows else None

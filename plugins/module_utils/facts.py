@@ -10,6 +10,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     ClickPipesError,
     connect,
     fetch_dicts,
+    oid_array,
     fetch_one,
     server_major,
 )
@@ -54,22 +55,24 @@ WAL_RATE = """
 SELECT wal_bytes::bigint AS wal_bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal
 """
 
+# Only the tables the user cannot read or can write come back.
 USER_TABLE_PRIVILEGES = """
-SELECT c.oid, quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-       has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
-       has_table_privilege(%(user)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = ANY(%(oids)s::oid[])
- ORDER BY n.nspname, c.relname
+SELECT qualified, can_select, can_write FROM (
+       SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+              has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
+              has_table_privilege(%(user)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = ANY(%(oids)s::oid[])) AS t
+ WHERE NOT can_select OR can_write
+ ORDER BY qualified
 """
 
-TOAST_COLUMNS = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-       array_agg(a.attname::text ORDER BY a.attnum) AS columns
-  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE a.attrelid = ANY(%(oids)s::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-   AND a.attlen = -1 AND a.attstorage <> 'p' AND c.relreplident <> 'f'
- GROUP BY n.nspname, c.relname
+TOAST_TABLES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.oid = ANY(%(oids)s::oid[]) AND c.relreplident <> 'f'
+   AND EXISTS (SELECT 1 FROM pg_attribute a
+                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
  ORDER BY n.nspname, c.relname
 """
 
@@ -166,17 +169,17 @@ def gather(params, conn, cursor):
     checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published]
     problems = [(t['qualified'], scopes.identity_problem(t)) for t in checked]
     facts['identity_problems'] = [(name, problem) for name, problem in problems if problem]
-    facts['toast'] = fetch_dicts(cursor, TOAST_COLUMNS, dict(oids=[t['oid'] for t in relations]))
+    facts['toast'] = [row['qualified'] for row in fetch_dicts(cursor, TOAST_TABLES, dict(oids=oid_array(t['oid'] for t in relations)))]
     facts['dotted'] = [t['qualified'] for t in scope.tables if '.' in t['schema'] or '.' in t['name']]
 
-    publication = publications.read_state(cursor, params['publication'], major)
+    publication = publications.read_state(cursor, params['publication'], major, members=False)
     facts['publication'] = publication
     facts['unpublished'] = [r['qualified'] for r in publications.uncovered(cursor, publication, relations, major)]
 
     role = roles.read_role(cursor, params['user'])
     facts['user'] = role
     if role is not None:
-        facts['privileges'] = user_privileges(cursor, params['user'], scope, relations)
+        facts['privileges'] = user_privileges(cursor, params['user'], scope, relations, server['current_role'])
     facts['pooler'] = pooler_facts(params, settings)
     if params['password']:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
@@ -184,9 +187,10 @@ def gather(params, conn, cursor):
     return facts
 
 
-def user_privileges(cursor, user, scope, relations):
-    tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=[r['oid'] for r in relations]))
-    pairs = sorted(set((t['owner'], t['schema']) for t in scope.tables if t['owner'] != user))
+def user_privileges(cursor, user, scope, relations, admin):
+    """What the user can read and write; the default privileges are the pairs replication_grants sets."""
+    tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
+    pairs = grants.default_privilege_pairs(relations, scope.schemas, admin, user)
     default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
         user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))
     return dict(

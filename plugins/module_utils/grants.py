@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, oid_array
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
 
 try:
@@ -66,7 +66,7 @@ def read_state(cursor, user, user_exists, scope, admin, server_major, with_defau
     membership = 'USAGE' if server_major >= 16 else 'MEMBER'
     return dict(
         schemas=[row['schema'] for row in fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=subject))],
-        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=scope.oids)),
+        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=oid_array(scope.oids))),
         default_privileges=fetch_dicts(cursor, DEFAULT_PRIVILEGES, dict(
             user=user, membership=membership, owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs])),
     )

@@ -10,6 +10,7 @@ import collections
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     fetch_dicts,
+    oid_array,
     sql_error_message,
 )
 
@@ -94,7 +95,7 @@ def describe_blockers(cursor, relations):
     """Who holds the locks the statement waited for (read after rolling the failed transaction back)."""
     try:
         cursor.connection.rollback()
-        blockers = fetch_dicts(cursor, BLOCKERS, dict(oids=relations, limit=SHOWN_BLOCKERS))
+        blockers = fetch_dicts(cursor, BLOCKERS, dict(oids=oid_array(relations), limit=SHOWN_BLOCKERS))
     except Exception:  # pylint: disable=broad-except
         return ''
     if not blockers:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, fetch_one
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, fetch_one, oid_array
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import identity_problem, partitions, table_facts
 
@@ -39,11 +39,13 @@ SELECT n.nspname AS name FROM pg_publication_namespace pn JOIN pg_namespace n ON
 
 # A relation is covered when it, or a partitioned table above it, is a member, or (PostgreSQL 15+) the schema of
 # one of those is.
+MEMBER_COUNT = "SELECT count(*)::int AS count FROM pg_publication_rel WHERE prpubid = %(pub)s"
+# Most relations are published directly: that cheap test comes first, ancestors (partitions) and schemas after it.
 UNCOVERED = """
 SELECT r.oid FROM unnest(%(oids)s::oid[]) AS r(oid)
- WHERE NOT EXISTS (
-       SELECT 1 FROM (SELECT r.oid AS relid UNION SELECT a.relid FROM pg_partition_ancestors(r.oid) a) AS up
-         JOIN pg_class c ON c.oid = up.relid
+ WHERE NOT EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = %(pub)s AND pr.prrelid = r.oid)
+   AND NOT EXISTS (
+       SELECT 1 FROM pg_partition_ancestors(r.oid) AS up JOIN pg_class c ON c.oid = up.relid
         WHERE EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = %(pub)s AND pr.prrelid = up.relid)
               {schema_member})
 """
@@ -68,13 +70,17 @@ SUPERUSER_ONLY_HINT = (
     'Use mode: tables (the default): it lists the tables explicitly and works for an admin that owns them.')
 
 
-def read_state(cursor, name, server_major):
+def read_state(cursor, name, server_major, members=True):
+    """The publication, or None; without ``members`` only their number (``member_count``) is read."""
     via_root = 'p.pubviaroot' if server_major >= 13 else 'false'
     publication = fetch_one(cursor, PUBLICATION.format(via_root=via_root), dict(name=name))
     if publication is None:
         return None
     publication['operations'] = [op for op in OPERATIONS if publication.pop('pub' + op)]
-    publication['members'] = fetch_dicts(cursor, MEMBERS, dict(pub=publication['oid']))
+    if members:
+        publication['members'] = fetch_dicts(cursor, MEMBERS, dict(pub=publication['oid']))
+    else:
+        publication['member_count'] = fetch_one(cursor, MEMBER_COUNT, dict(pub=publication['oid']))['count']
     publication['schemas'] = ([row['name'] for row in fetch_dicts(cursor, MEMBER_SCHEMAS, dict(pub=publication['oid']))]
                               if server_major >= 15 else [])
     return publication
@@ -100,7 +106,7 @@ def uncovered(cursor, publication, relations, server_major):
     if publication['all_tables']:
         return []
     query = UNCOVERED.format(schema_member=SCHEMA_MEMBER if server_major >= 15 else '')
-    missing = set(row['oid'] for row in fetch_dicts(cursor, query, dict(oids=[r['oid'] for r in relations], pub=publication['oid'])))
+    missing = set(row['oid'] for row in fetch_dicts(cursor, query, dict(oids=oid_array(r['oid'] for r in relations), pub=publication['oid'])))
     return [relation for relation in relations if relation['oid'] in missing]
 
 
@@ -129,7 +135,7 @@ def refuse_missing_identity(cursor, relations, publication_name):
 def refuse_what_admin_cannot_add(cursor, relations, admin):
     if not relations:
         return
-    rows = fetch_dicts(cursor, ADMIN_CAN_ADD, dict(oids=[relation['oid'] for relation in relations]))
+    rows = fetch_dicts(cursor, ADMIN_CAN_ADD, dict(oids=oid_array(relation['oid'] for relation in relations)))
     cannot = set(row['oid'] for row in rows if not row['admin_owns'])
     if cannot:
         names = ['%s (owner %s)' % (r['qualified'], r['owner']) for r in relations if r['oid'] in cannot]

@@ -69,10 +69,14 @@ options:
     default: []
   emit_warnings:
     description:
-      - Also show every warning and error finding, with its manual steps or SQL fix, and the provider's standing
-        notices as Ansible warnings, so a default C(ansible-playbook) run prints what is left to do.
-    type: bool
-    default: false
+      - Also show warning and error findings, with their manual steps or SQL fix, and the provider's standing notices
+        as Ansible warnings, so a default C(ansible-playbook) run prints what is left to do.
+      - V(all) shows every one. V(manual) shows the findings no writing module manages (C(fix.module) is null) and the
+        notices; V(modules) shows the findings a writing module manages. A run that checks before and after the
+        writing modules uses V(manual) first and V(modules) last, so each warning appears once. V(none) shows nothing.
+    type: str
+    choices: [all, manual, modules, none]
+    default: none
   max_slot_wal_keep_size_target:
     description:
       - The smallest C(max_slot_wal_keep_size) that does not draw a warning (PostgreSQL size syntax). The recommendation
@@ -148,11 +152,16 @@ findings:
       description: What ClickPipes needs or recommends.
       type: raw
     fix:
-      description: C(sql) (statements to run), C(manual) (steps with provider, what, where, current, target, restart, caution) and C(restart).
+      description:
+        - C(sql) (statements to run, at most 10; each lists at most 100 tables), C(sql_omitted) (how many more statements
+          the same fix needs), C(manual) (steps with provider, what, where, current, target, restart, caution),
+          C(restart), and C(module) (the writing module of this collection that manages what the check looks at:
+          V(replication_user), V(replication_grants), V(publication); null when only a person can fix it, or when
+          the check is skipped for a reason no writing module changes, such as the server version).
       type: dict
   sample: [{"id": "wal_level", "status": "error", "message": "wal_level is replica: logical decoding, and so CDC, needs logical.",
             "observed": "replica", "expected": "logical",
-            "fix": {"sql": ["ALTER SYSTEM SET wal_level = logical"], "manual": [], "restart": true}}]
+            "fix": {"sql": ["ALTER SYSTEM SET wal_level = logical"], "sql_omitted": 0, "manual": [], "restart": true, "module": null}}]
 summary:
   description: How many findings have each status, and C(ready) (no error).
   returned: always
@@ -177,6 +186,13 @@ manual_steps:
   sample: [{"id": "wal_level", "status": "error", "provider": "planetscale", "what": "Set wal_level to logical.",
             "where": "PlanetScale console: your database > Cluster configuration > Parameters > Write-ahead log",
             "current": "replica", "target": "logical", "restart": true, "caution": "Changing wal_level restarts the cluster."}]
+publication:
+  description:
+    - The publication as it is, without its table list (C(table_count) counts it); C(exists) is false when it is missing.
+  returned: always
+  type: dict
+  sample: {"exists": true, "name": "clickpipes_publication", "owner": "admin", "all_tables": false, "schemas": [],
+           "operations": ["insert", "update", "delete", "truncate"], "publish_via_partition_root": false, "table_count": 120}
 clickpipes_connection:
   description: What to type into ClickPipes.
   returned: always
@@ -235,11 +251,20 @@ def report(params, facts, target_bytes):
                     detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
                     recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
         manual_steps=checks.manual_steps(findings, facts['provider'], login),
+        publication=publication_summary(facts['publication']),
         clickpipes_connection=dict(
             host=params['login_host'], port=params['login_port'], database=server['database'],
             user=login,
             publication=params['publication']),
     )
+
+
+def publication_summary(publication):
+    if publication is None:
+        return dict(exists=False)
+    return dict(exists=True, name=publication['name'], owner=publication['owner'], all_tables=publication['all_tables'],
+                schemas=publication['schemas'], operations=publication['operations'],
+                publish_via_partition_root=publication['via_root'], table_count=publication['member_count'])
 
 
 def main():
@@ -253,7 +278,7 @@ def main():
         fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
         skip_checks=dict(type='list', elements='str', default=[]),
         max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
-        emit_warnings=dict(type='bool', default=False),
+        emit_warnings=dict(type='str', choices=list(checks.EMIT_CHOICES), default='none'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     unknown = sorted(set(module.params['skip_checks']) - set(checks.CHECK_IDS))
@@ -269,9 +294,9 @@ def main():
     except psycopg2.Error as exc:
         module.fail_json(msg=sql_error_message(exc, 'reading the catalog'))
     result = report(module.params, facts, target_bytes)
-    if module.params['emit_warnings']:
-        for line in checks.warning_lines(result['findings'], result['provider'], result['clickpipes_connection']['user']):
-            module.warn(line)
+    for line in checks.warning_lines(result['findings'], result['provider'], result['clickpipes_connection']['user'],
+                                     module.params['emit_warnings']):
+        module.warn(line)
     failed = checks.failing(result['findings'], module.params['fail_on'])
     if failed:
         result['msg'] = 'The source is not ready for ClickPipes (fail_on: %s): %s' % (

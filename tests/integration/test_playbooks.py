@@ -55,6 +55,64 @@ def test_prepare_reports_and_reruns_quietly(pg, database, tmp_path):
         assert HOSTILE_PASSWORD not in report_file.read_text()
 
 
+ROLE = 'pgcdc.clickpipes.source : '
+WRITING_TASKS = dict(replication_user=ROLE + 'Create the replication user',
+                     replication_grants=ROLE + 'Let it read the tables in scope, now and after later migrations',
+                     publication=ROLE + 'Publish the tables in scope')
+WRITE_STEP = ROLE + 'Create what the preflight found missing (user, grants, publication), then check again'
+PREFLIGHT = ROLE + 'Read the server, the user, the publication and the tables (read-only)'
+
+
+def warnings_of(run):
+    return [line for line in run.stderr.splitlines() if line.startswith('[WARNING]: [')]
+
+
+def test_rerun_starts_no_writing_module(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY, note text)', dbname=database)
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports')})
+    first = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert first.rc == 0, first
+    assert all(first.status(task, 'shop') == 'ok' for task in WRITING_TASKS.values()), first
+
+    second = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert second.rc == 0 and 'changed=0' in second.stdout, second
+    assert second.status(WRITE_STEP, 'shop') == 'skipped'
+    tasks = [task for task, _result in second.host_results('shop')]
+    assert not set(WRITING_TASKS.values()) & set(tasks), tasks
+    # The preflight was the final check: the same warnings as the first run, each once.
+    assert warnings_of(second) == warnings_of(first) and any('toast_columns' in line for line in warnings_of(second))
+
+
+def test_rerun_repairs_drift_with_the_module_that_manages_it(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE lines (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports)})
+    assert run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory).rc == 0
+    pg.execute('REVOKE SELECT ON lines FROM clickpipes_user', dbname=database)
+
+    repair = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert repair.rc == 0, repair
+    assert [task for module, task in WRITING_TASKS.items() if repair.status(task, 'shop') == 'ok'] == [WRITING_TASKS['replication_grants']]
+    assert json.loads((reports / 'shop.json').read_text())['changes']['grants'] == ['GRANT SELECT ON TABLE "public"."lines" TO "clickpipes_user"']
+    assert pg.query("SELECT has_table_privilege('clickpipes_user', 'lines', 'SELECT')", dbname=database) == [(True,)]
+
+
+def test_each_warning_shows_once_across_both_checks(pg, database, tmp_path):
+    """A wrong password is managed by replication_user: the check after the writing modules shows it, the preflight
+    shows what no module manages (TOAST), and nothing appears twice."""
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY, note text)', dbname=database)
+    pg.execute("CREATE ROLE clickpipes_user LOGIN REPLICATION PASSWORD 'another password'", dbname=database)
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports',
+                                                                                 clickpipes_fail_on='never')})
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert run.rc == 0, run
+    lines = warnings_of(run)
+    assert len(lines) == len(set(lines)), lines
+    assert [line for line in lines if 'replication_connection (error)' in line] and [line for line in lines if 'toast_columns' in line]
+    preflight = run.result(PREFLIGHT, 'shop')
+    assert not any('replication_connection' in warning for warning in preflight.get('warnings', []))
+
+
 def test_verify_changes_nothing_and_fails_on_errors(pg, database, tmp_path):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'

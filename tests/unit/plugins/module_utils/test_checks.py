@@ -175,6 +175,40 @@ def test_warning_lines_cover_every_problem_once_then_the_notices():
     assert len(lines) == 2 + len(checks.providers.NOTICES['neon'])
 
 
+def test_warnings_before_and_after_the_writing_modules_split_all_of_them():
+    facts = ready_facts(provider='neon', identity_problems=[('public.heap', 'no primary key')],
+                        replication_connection=(False, 'password authentication failed'))
+    facts['privileges']['tables_without_select'] = ['public.orders']
+    findings = checks.run_checks(checks.Context(facts, 'cp', 'pub'), 'auto')
+    manual, modules = (checks.warning_lines(findings, 'neon', which=which) for which in ('manual', 'modules'))
+    assert sorted(manual + modules) == sorted(checks.warning_lines(findings, 'neon'))
+    assert [line.split()[1] for line in modules] == ['replication_connection', 'table_select']
+    assert any(line.startswith('[neon] replica_identity (error)') for line in manual)
+    assert checks.warning_lines(findings, 'neon', which='none') == []
+
+
+def test_every_managed_check_names_a_writing_module():
+    assert set(checks.MANAGED_BY) <= set(checks.CHECK_IDS)
+    assert set(checks.MANAGED_BY.values()) == {'replication_user', 'replication_grants', 'publication'}
+    findings = findings_for(ready_facts(major=12, replication_connection=None))
+    assert findings['publication_partition_root']['fix']['module'] is None  # skipped for the version: no module changes that
+    assert findings['replication_connection']['fix']['module'] is None  # no password given
+    assert findings_for(ready_facts(user=None, privileges=None))['table_select']['fix']['module'] == 'replication_grants'
+
+
+def test_fix_sql_stays_small_and_counts_what_it_leaves_out():
+    names = ['public.t%d' % number for number in range(2500)]
+    finding = findings_for(ready_facts(toast=names))['toast_columns']
+    assert len(finding['fix']['sql']) == checks.MAX_FIX_STATEMENTS and finding['fix']['sql_omitted'] == 2500 - checks.MAX_FIX_STATEMENTS
+    facts = ready_facts()
+    facts['privileges']['tables_without_select'] = names
+    grant = findings_for(facts)['table_select']['fix']
+    assert len(grant['sql']) == checks.MAX_FIX_STATEMENTS and grant['sql_omitted'] == 25 - checks.MAX_FIX_STATEMENTS
+    assert grant['sql'][0] == 'GRANT SELECT ON TABLE %s TO "cp"' % ', '.join(names[:checks.TABLES_PER_STATEMENT])
+    line = checks.warning_lines([findings_for(facts)['table_select']], 'generic')[0]
+    assert line.endswith('(and 24 more)') and 'public.t99,' not in line.split('Fix:')[0]
+
+
 @pytest.mark.parametrize('detail, advice', [
     ('FATAL: password authentication failed for user "cp"', 'The password does not log in'),
     ('unsupported startup parameter: replication', 'connection pooler'),
