@@ -210,6 +210,27 @@ def add_tables(plan, name, relations):
               'adding %d table(s) to publication %s' % (len(batch), name), relations=batch)
 
 
+def set_tables(plan, name, relations, members, schemas):
+    """Make the publication list exactly ``relations``: add what it lacks, then drop extra tables and schemas, in
+    batches of TABLES_PER_TRANSACTION. Between batches it publishes more than asked, never less, so a running
+    ClickPipe misses no change of a table it keeps."""
+    member_oids = set(member['oid'] for member in members)
+    wanted = set(relation['oid'] for relation in relations)
+    missing = [relation for relation in relations if relation['oid'] not in member_oids]
+    extra = [member for member in members if member['oid'] not in wanted]
+    add_tables(plan, name, missing)
+    if len(missing) + len(extra) > TABLES_PER_TRANSACTION:
+        plan.commit_point()
+    for number, batch in enumerate(batches(extra)):
+        if number:
+            plan.commit_point()
+        alter(plan, name, sql.SQL('DROP TABLE {}').format(table_list(batch)),
+              'dropping %d table(s) from publication %s' % (len(batch), name), relations=batch)
+    if schemas:
+        alter(plan, name, sql.SQL('DROP TABLES IN SCHEMA {}').format(schema_list(schemas)),
+              'dropping schema(s) %s from publication %s' % (', '.join(schemas), name), hint=SUPERUSER_ONLY_HINT)
+
+
 def alter(plan, name, clause, doing, hint=None, relations=()):
     plan.add(sql.SQL('ALTER PUBLICATION {} ').format(sql.Identifier(name)) + clause, doing, privilege_hint=hint,
              relations=[r['oid'] for r in relations])

@@ -260,8 +260,7 @@ class Converger:
             if params['exact'] and (members != set(r['oid'] for r in relations) or publication['schemas']):
                 self.exposed = [r for r in relations if r['oid'] not in members]
                 pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
-                pubs.alter(self.plan, name, sql.SQL('SET TABLE {}').format(pubs.table_list(relations)),
-                           'setting the tables of publication %s' % name, relations=relations)
+                pubs.set_tables(self.plan, name, relations, publication['members'], publication['schemas'])
                 return
             self.exposed = pubs.uncovered(self.cursor, publication, relations, self.major)
             if self.exposed:

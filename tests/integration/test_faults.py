@@ -126,3 +126,21 @@ def test_thousands_of_tables_are_published_in_batches(pg, database):
     assert finished.result('publication')['queries'] == [
         'ALTER PUBLICATION "clickpipes_publication" ADD TABLE ' + ', '.join('"many"."%s"' % name for name in last_batch)]
     assert pg.query('SELECT count(*) FROM pg_publication_tables', dbname=database) == [(2500,)]
+
+
+def test_exact_over_thousands_of_tables_adds_before_it_drops(pg, database):
+    """exact: true on a large publication works in batches too, and never publishes less than asked in between."""
+    pg.execute("CREATE SCHEMA old; CREATE SCHEMA new; DO $$ BEGIN FOR i IN 1..1500 LOOP "
+               "EXECUTE format('CREATE TABLE old.t%s (id int PRIMARY KEY); CREATE TABLE new.t%s (id int PRIMARY KEY)', i, i); "
+               "END LOOP; END $$", dbname=database)
+    publication = 'pgcdc.clickpipes.publication'
+    assert run_playbook([{publication: dict(name='p', schemas=['old'])}], module_defaults=login(pg, database)).rc == 0
+    exact = run_playbook([dict(name='exact', **{publication: dict(name='p', schemas=['new'], exact=True)})],
+                         module_defaults=login(pg, database))
+    assert exact.rc == 0, exact.stdout
+    verbs = [query.split(' TABLE ')[0].rsplit(' ', 1)[-1] for query in exact.result('exact')['queries']]
+    assert verbs == ['ADD', 'ADD', 'DROP', 'DROP'], verbs
+    assert pg.query("SELECT schemaname, count(*) FROM pg_publication_tables GROUP BY 1", dbname=database) == [('new', 1500)]
+    again = run_playbook([dict(name='exact', **{publication: dict(name='p', schemas=['new'], exact=True)})],
+                         module_defaults=login(pg, database))
+    assert again.result('exact')['changed'] is False
