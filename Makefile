@@ -184,8 +184,8 @@ demo:
 	@$(WITH_COLLECTIONS) $(VPY) tools/demo.py
 
 # Not a test: times psql, community.postgresql and this collection side by side and writes docs/benchmark.md.
-# BENCH_ARGS="--tables 1000 10000 50000 --runs 5" for more.
-BENCH_ARGS ?= --tables 1000 10000 --runs 3
+# BENCH_ARGS="--tables 1000 10000 50000 --runs 5 --fleet 50" for more; --fleet 0 leaves the fleet run out.
+BENCH_ARGS ?= --tables 1000 10000 --runs 3 --fleet 50
 bench:
 	@$(MAKE) venv
 	@$(MAKE) postgres MAJORS=15

@@ -2,7 +2,7 @@
 """Benchmark: prepare N tables for ClickPipes with psql, with community.postgresql and with this collection.
 
 Writes a Markdown table of medians and ratios (docs/benchmark.md by default) and prints it.
-Usage: tools/bench/bench.py --tables 1000 10000 [--runs 3] [--output docs/benchmark.md]
+Usage: tools/bench/bench.py --tables 1000 10000 [--runs 3] [--fleet 50] [--output docs/benchmark.md]
 """
 
 from __future__ import annotations
@@ -83,6 +83,7 @@ def community_playbook(count):
     return [dict(hosts='localhost', connection='local', gather_facts=False, tasks=tasks)]
 
 
+WRITE_VERBS = ('CREATE', 'ALTER', 'GRANT', 'REVOKE', 'DROP', 'INSERT', 'UPDATE', 'DELETE')
 NOOP = [dict(hosts='localhost', connection='local', gather_facts=False, tasks=[{'ansible.builtin.debug': dict(msg='start')}])]
 
 
@@ -159,15 +160,62 @@ def measure(bench, runs):
     return variants
 
 
-def statement_counts(bench):
-    """SQL statements each of our connections sent during a cold prepare (log_statement = all for this run only)."""
-    bench.reset()
+def fleet(hosts, tables, workdir):
+    """Cold prepare of one source, then of ``hosts`` sources in one run (forks = hosts); databases of one cluster,
+    each with its own replication user, as separate servers would have."""
+    cluster = pgcluster.start_cluster(15, settings=dict(SERVER_SETTINGS, max_connections=3 * hosts + 20), name='fleet')
+    try:
+        cluster.execute('CREATE ROLE app NOLOGIN')
+        inventory = {}
+        for number in range(hosts + 1):
+            database = 'source%d' % number
+            cluster.execute('CREATE DATABASE %s' % database)
+            cluster.execute("CREATE SCHEMA s0 AUTHORIZATION app; SET ROLE app; DO $$ BEGIN FOR i IN 1..%d LOOP "
+                            "EXECUTE format('CREATE TABLE s0.t%%s (id bigint PRIMARY KEY, v text)', i); END LOOP; END $$" % tables,
+                            dbname=database)
+            inventory[database] = dict(
+                clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port, clickpipes_login_user='postgres',
+                clickpipes_login_password=cluster.password, clickpipes_login_db=database, clickpipes_password=PASSWORD,
+                clickpipes_user='clickpipes_user_%d' % number, clickpipes_schemas=['s0'], clickpipes_fail_on='never')
+        bench = Bench(cluster, tables, workdir)
+        bench.env['ANSIBLE_FORKS'] = str(hosts)
+
+        def prepare(names):
+            path = bench.write('fleet-%d.json' % len(names), dict(clickpipes_sources=dict(hosts=dict((name, inventory[name]) for name in names))))
+            return bench.run([str(BIN / 'ansible-playbook'), '-i', path, 'pgcdc.clickpipes.prepare'])
+
+        single = prepare(['source%d' % hosts])
+        many = prepare(['source%d' % number for number in range(hosts)])
+        return dict(hosts=hosts, tables=tables, single=single, fleet=many)
+    finally:
+        cluster.destroy()
+
+
+def fleet_report(result):
+    single, many = result['single'], result['fleet']
+    if single[1] or many[1]:
+        return 'Fleet: failed (%s)' % (single[2] if single[1] else many[2]).strip().splitlines()[-1][:200]
+    return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, one run each): one source %.2f s, all %d sources '
+            'in one run %.2f s, ratio %.1f (target <= 8).' % (result['hosts'], result['tables'], result['hosts'], single[0],
+                                                             result['hosts'], many[0], many[0] / single[0]))
+
+
+def logged_statements(bench, action):
+    """The statements ``action`` sent, by server process (log_statement = all for this run only)."""
     bench.cluster.set_setting('log_statement', 'all')
     offset = len(bench.cluster.read_log())
-    bench.ours('prepare')
+    action()
     bench.cluster.set_setting('log_statement', 'none')
-    counts = collections.Counter(re.findall(r'\[(\d+)\] \S+ LOG:  statement:', bench.cluster.read_log()[offset:]))
-    return sorted(counts.values())
+    return re.findall(r'\[(\d+)\] \S+ LOG:  statement:\s+(\S+)', bench.cluster.read_log()[offset:])
+
+
+def statement_counts(bench):
+    """Statements per connection of a cold prepare (sorted), and the writing statements of the re-run after it."""
+    bench.reset()
+    cold = logged_statements(bench, lambda: bench.ours('prepare'))
+    rerun = logged_statements(bench, lambda: bench.ours('prepare'))
+    writes = [verb for _pid, verb in rerun if verb.upper() in WRITE_VERBS]
+    return sorted(collections.Counter(pid for pid, _verb in cold).values()), len(writes)
 
 
 def ratio(variants, numerator, *denominators):
@@ -178,7 +226,7 @@ def ratio(variants, numerator, *denominators):
     return top / sum(bottom)
 
 
-def report(results, runs, command):
+def report(results, runs, command, fleet_result=None):
     lines = ['# Benchmark', '', 'Reproduce: `%s` (%d runs per variant; medians in seconds).' % (command, runs), '',
              'Machine: %s, %d cores, Python %s, PostgreSQL 15 (Debian) with its default lock table.' % (
                  platform.machine(), os.cpu_count(), platform.python_version()), '']
@@ -205,7 +253,11 @@ def report(results, runs, command):
             cells.append('%.2f' % value if value is not None else 'n/a')
         lines.append('| %s | %s |' % (label, ' | '.join(cells)))
     lines += ['', 'SQL statements per connection of a cold `prepare` (sorted): ' + '; '.join(
-        'N = %d: %s' % (count, data['statements']) for count, data in results.items()), '']
+        'N = %d: %s' % (count, data['statements']) for count, data in results.items()), '',
+              'Writing statements sent by a re-run of `prepare` (log_statement = all): ' + '; '.join(
+                  'N = %d: %d' % (count, data['rerun_writes']) for count, data in results.items()), '']
+    if fleet_result:
+        lines += [fleet_report(fleet_result), '']
     return '\n'.join(lines)
 
 
@@ -213,6 +265,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--tables', type=int, nargs='+', default=[1000, 10000])
     parser.add_argument('--runs', type=int, default=3)
+    parser.add_argument('--fleet', type=int, default=50, help='sources in the fleet run (0: no fleet run)')
+    parser.add_argument('--fleet-tables', type=int, default=100, help='tables per fleet source')
     parser.add_argument('--output', default=str(ROOT / 'docs' / 'benchmark.md'))
     args = parser.parse_args()
     results = collections.OrderedDict()
@@ -223,11 +277,19 @@ def main():
             create_tables(cluster, count)
             with tempfile.TemporaryDirectory() as workdir:
                 bench = Bench(cluster, count, workdir)
-                results[count] = dict(variants=measure(bench, args.runs), statements=statement_counts(bench))
+                statements, rerun_writes = statement_counts(bench)
+                results[count] = dict(variants=measure(bench, args.runs), statements=statements, rerun_writes=rerun_writes)
         finally:
             cluster.destroy()
-    command = 'make bench BENCH_ARGS="--tables %s --runs %d"' % (' '.join(map(str, args.tables)), args.runs)
-    text = report(results, args.runs, command)
+    fleet_result = None
+    if args.fleet:
+        print('Fleet: %d sources of %d tables' % (args.fleet, args.fleet_tables), flush=True)
+        with tempfile.TemporaryDirectory() as workdir:
+            fleet_result = fleet(args.fleet, args.fleet_tables, workdir)
+        print('  ' + fleet_report(fleet_result), flush=True)
+    command = 'make bench BENCH_ARGS="--tables %s --runs %d --fleet %d --fleet-tables %d"' % (
+        ' '.join(map(str, args.tables)), args.runs, args.fleet, args.fleet_tables)
+    text = report(results, args.runs, command, fleet_result)
     Path(args.output).write_text(text, encoding='utf-8')
     print(text)
 
