@@ -30,12 +30,14 @@ DEFAULT_WAL_KEEP_TARGET = 100 * GB
 MIN_SENDER_TIMEOUT_MS = 5 * 60 * 1000
 
 # The writing module that manages what a check looks at; the other checks need a person (or the settings task).
-MANAGED_BY = dict(
-    [(check_id, 'replication_user') for check_id in ('user_exists', 'user_login', 'user_replication', 'user_least_privilege',
-                                                    'replication_connection', 'row_level_security')]
-    + [(check_id, 'replication_grants') for check_id in ('schema_usage', 'table_select', 'default_privileges')]
-    + [(check_id, 'publication') for check_id in ('publication_exists', 'publication_tables', 'publication_scope',
-                                                 'publication_operations', 'publication_partition_root')])
+MANAGED_CHECKS = dict(
+    replication_user=('user_exists', 'user_login', 'user_replication', 'user_least_privilege', 'replication_connection',
+                      'row_level_security'),
+    replication_grants=('schema_usage', 'table_select', 'default_privileges'),
+    publication=('publication_exists', 'publication_tables', 'publication_scope', 'publication_operations',
+                 'publication_partition_root'),
+)
+MANAGED_BY = dict((check_id, module) for module, check_ids in MANAGED_CHECKS.items() for check_id in check_ids)
 EMIT_CHOICES = ('all', 'manual', 'modules', 'none')
 # Fix SQL is advice for a person: a few runnable statements and a count of the rest keep results small at 50,000 tables.
 MAX_FIX_STATEMENTS = 10

@@ -153,11 +153,13 @@ findings:
       type: raw
     fix:
       description:
-        - C(sql) (statements to run, at most 10; each lists at most 100 tables), C(sql_omitted) (how many more statements
-          the same fix needs), C(manual) (steps with provider, what, where, current, target, restart, caution),
-          C(restart), and C(module) (the writing module of this collection that manages what the check looks at:
-          V(replication_user), V(replication_grants), V(publication); null when only a person can fix it, or when
-          the check is skipped for a reason no writing module changes, such as the server version).
+        - C(sql) lists statements to run, at most 10, each naming at most 100 tables; C(sql_omitted) counts the further
+          statements the same fix needs.
+        - C(manual) lists steps (provider, what, where, current, target, restart, caution); C(restart) tells whether a
+          restart follows.
+        - C(module) names the writing module of this collection that manages what the check looks at
+          (V(replication_user), V(replication_grants) or V(publication)). It is null when only a person can fix it, or
+          when the check is skipped for a reason no writing module changes, such as the server version.
       type: dict
   sample: [{"id": "wal_level", "status": "error", "message": "wal_level is replica: logical decoding, and so CDC, needs logical.",
             "observed": "replica", "expected": "logical",

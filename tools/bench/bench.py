@@ -31,11 +31,10 @@ USER, PASSWORD, PUBLICATION = 'clickpipes_user', 'bench-password', 'clickpipes_p
 # The server as a provider ships it: default lock table, no statement logging (the harness logs everything).
 SERVER_SETTINGS = dict(log_statement='none')
 
-RESET = """
-DROP PUBLICATION IF EXISTS clickpipes_publication;
-DO $$ BEGIN IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'clickpipes_user') THEN
-  EXECUTE 'DROP OWNED BY clickpipes_user'; EXECUTE 'DROP ROLE clickpipes_user'; END IF; END $$;
-"""
+# Undo a prepare in transactions of at most one schema (1000 tables) each: over 50,000 tables one DROP OWNED BY
+# or DROP PUBLICATION needs more locks than the default lock table holds.
+PUBLISHED = "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = 'clickpipes_publication' ORDER BY 1, 2"
+ROLE_EXISTS = "SELECT 1 FROM pg_roles WHERE rolname = 'clickpipes_user'"
 
 
 def schemas_for(count):
@@ -117,7 +116,16 @@ class Bench:
         return elapsed, done.returncode, (done.stdout + done.stderr)[-600:]
 
     def reset(self):
-        self.cluster.execute(RESET, dbname='bench')
+        published = self.cluster.query(PUBLISHED, dbname='bench')
+        for start in range(0, len(published), TABLES_PER_SCHEMA):
+            tables = ', '.join('%s.%s' % row for row in published[start:start + TABLES_PER_SCHEMA])
+            self.cluster.execute('ALTER PUBLICATION clickpipes_publication DROP TABLE ' + tables, dbname='bench')
+        self.cluster.execute('DROP PUBLICATION IF EXISTS clickpipes_publication', dbname='bench')
+        if not self.cluster.query(ROLE_EXISTS, dbname='bench'):
+            return
+        for schema in schemas_for(self.count):
+            self.cluster.execute('REVOKE ALL ON ALL TABLES IN SCHEMA %s FROM clickpipes_user' % schema, dbname='bench')
+        self.cluster.execute('DROP OWNED BY clickpipes_user; DROP ROLE clickpipes_user', dbname='bench')
 
     def psql_floor(self):
         script = self.workdir / 'seed.sql'
@@ -195,9 +203,9 @@ def fleet_report(result):
     single, many = result['single'], result['fleet']
     if single[1] or many[1]:
         return 'Fleet: failed (%s)' % (single[2] if single[1] else many[2]).strip().splitlines()[-1][:200]
+    numbers = (result['hosts'], result['tables'], result['hosts'], single[0], result['hosts'], many[0], many[0] / single[0])
     return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, one run each): one source %.2f s, all %d sources '
-            'in one run %.2f s, ratio %.1f (target <= 8).' % (result['hosts'], result['tables'], result['hosts'], single[0],
-                                                             result['hosts'], many[0], many[0] / single[0]))
+            'in one run %.2f s, ratio %.1f (target <= 8).' % numbers)
 
 
 def logged_statements(bench, action):
@@ -252,13 +260,22 @@ def report(results, runs, command, fleet_result=None):
             value = ratio(data['variants'], numerator, *denominators)
             cells.append('%.2f' % value if value is not None else 'n/a')
         lines.append('| %s | %s |' % (label, ' | '.join(cells)))
-    lines += ['', 'SQL statements per connection of a cold `prepare` (sorted): ' + '; '.join(
-        'N = %d: %s' % (count, data['statements']) for count, data in results.items()), '',
-              'Writing statements sent by a re-run of `prepare` (log_statement = all): ' + '; '.join(
-                  'N = %d: %d' % (count, data['rerun_writes']) for count, data in results.items()), '']
+    statements = '; '.join('N = %d: %s' % (count, data['statements']) for count, data in results.items())
+    writes = '; '.join('N = %d: %d' % (count, data['rerun_writes']) for count, data in results.items())
+    lines += ['', 'SQL statements per connection of a cold `prepare` (sorted): ' + statements, '',
+              'Writing statements sent by a re-run of `prepare` (log_statement = all): ' + writes, '']
     if fleet_result:
         lines += [fleet_report(fleet_result), '']
     return '\n'.join(lines)
+
+
+NOTES = '\n## Notes\n'
+
+
+def kept_notes(path):
+    """The hand-written part of an earlier report (from its Notes heading on), which a new run keeps."""
+    text = path.read_text(encoding='utf-8') if path.exists() else ''
+    return text[text.index(NOTES):] if NOTES in text else ''
 
 
 def main():
@@ -290,7 +307,7 @@ def main():
     command = 'make bench BENCH_ARGS="--tables %s --runs %d --fleet %d --fleet-tables %d"' % (
         ' '.join(map(str, args.tables)), args.runs, args.fleet, args.fleet_tables)
     text = report(results, args.runs, command, fleet_result)
-    Path(args.output).write_text(text, encoding='utf-8')
+    Path(args.output).write_text(text + kept_notes(Path(args.output)), encoding='utf-8')
     print(text)
 
 
