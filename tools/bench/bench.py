@@ -113,7 +113,7 @@ class Bench:
         started = time.perf_counter()
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
-        return elapsed, done.returncode, (done.stdout + done.stderr)[-600:]
+        return elapsed, done.returncode, (done.stdout + done.stderr)[-3000:]
 
     def reset(self):
         published = self.cluster.query(PUBLISHED, dbname='bench')
@@ -141,6 +141,16 @@ class Bench:
         return self.run([str(BIN / 'ansible-playbook'), '-i', self.inventory, 'pgcdc.clickpipes.' + playbook])
 
 
+def failure_line(output):
+    """The line of a failed run's output that says why (not a trailing deprecation warning)."""
+    lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
+    for marker in ('out of shared memory', 'FAILED!', 'fatal:', 'ERROR', 'HINT'):
+        found = [line for line in lines if marker in line]
+        if found:
+            return found[-1][:200]
+    return lines[-1][:200] if lines else ''
+
+
 def measure(bench, runs):
     """Median seconds (or the failure) of every variant; cold variants start from a source without user or publication."""
     variants = collections.OrderedDict()
@@ -160,7 +170,7 @@ def measure(bench, runs):
                 bench.reset()
             elapsed, code, tail = action()
             if code != 0:
-                failure = tail.strip().splitlines()[-1][:200] if tail.strip() else 'exit %d' % code
+                failure = failure_line(tail) or 'exit %d' % code
                 break
             times.append(elapsed)
         variants[name] = dict(median=statistics.median(times) if times and not failure else None, runs=len(times), failure=failure)
@@ -202,7 +212,7 @@ def fleet(hosts, tables, workdir):
 def fleet_report(result):
     single, many = result['single'], result['fleet']
     if single[1] or many[1]:
-        return 'Fleet: failed (%s)' % (single[2] if single[1] else many[2]).strip().splitlines()[-1][:200]
+        return 'Fleet: failed (%s)' % failure_line(single[2] if single[1] else many[2])
     numbers = (result['hosts'], result['tables'], result['hosts'], single[0], result['hosts'], many[0], many[0] / single[0])
     return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, one run each): one source %.2f s, all %d sources '
             'in one run %.2f s, ratio %.1f (target <= 8).' % numbers)
