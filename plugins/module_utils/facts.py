@@ -10,8 +10,8 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     ClickPipesError,
     connect,
     fetch_dicts,
-    oid_array,
     fetch_one,
+    oid_array,
     server_major,
 )
 

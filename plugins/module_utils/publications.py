@@ -37,10 +37,10 @@ SELECT n.nspname AS name FROM pg_publication_namespace pn JOIN pg_namespace n ON
  WHERE pn.pnpubid = %(pub)s ORDER BY n.nspname
 """
 
-# A relation is covered when it, or a partitioned table above it, is a member, or (PostgreSQL 15+) the schema of
-# one of those is.
 MEMBER_COUNT = "SELECT count(*)::int AS count FROM pg_publication_rel WHERE prpubid = %(pub)s"
-# Most relations are published directly: that test comes first, ancestors (partitions) and schemas after it. NOT IN
+
+# A relation is covered when it, or a partitioned table above it, is a member, or (PostgreSQL 15+) the schema of
+# one of those is. Most relations are published directly: that test comes first, ancestors (partitions) and schemas after it. NOT IN
 # (a hashed subplan) rather than NOT EXISTS: right after a large CREATE PUBLICATION the statistics still say
 # pg_publication_rel is empty, and the anti join the planner then picks is quadratic in the number of tables.
 UNCOVERED = """
@@ -89,11 +89,17 @@ def read_state(cursor, name, server_major, members=True):
 
 
 def public_state(publication):
+    """What is shown of a publication: its tables when read_state read them, otherwise their number (table_count)."""
     if publication is None:
         return dict(exists=False)
-    return dict(exists=True, name=publication['name'], owner=publication['owner'], all_tables=publication['all_tables'],
-                schemas=list(publication['schemas']), tables=qualified_names(publication['members']),
-                operations=list(publication['operations']), publish_via_partition_root=publication['via_root'])
+    state = dict(exists=True, name=publication['name'], owner=publication['owner'], all_tables=publication['all_tables'],
+                 schemas=list(publication['schemas']), operations=list(publication['operations']),
+                 publish_via_partition_root=publication['via_root'])
+    if 'members' in publication:
+        state['tables'] = qualified_names(publication['members'])
+    else:
+        state['table_count'] = publication['member_count']
+    return state
 
 
 def qualified_names(relations):
@@ -203,11 +209,14 @@ def create(plan, name, mode, relations, schemas, operations, via_root, server_ma
 
 def add_tables(plan, name, relations):
     """ALTER PUBLICATION ... ADD TABLE, in batches of TABLES_PER_TRANSACTION committed one by one."""
+    change_tables(plan, name, 'ADD', 'adding %d table(s) to publication %s', relations)
+
+
+def change_tables(plan, name, verb, doing, relations):
     for number, batch in enumerate(batches(relations)):
         if number:
             plan.commit_point()
-        alter(plan, name, sql.SQL('ADD TABLE {}').format(table_list(batch)),
-              'adding %d table(s) to publication %s' % (len(batch), name), relations=batch)
+        alter(plan, name, sql.SQL(verb + ' TABLE {}').format(table_list(batch)), doing % (len(batch), name), relations=batch)
 
 
 def set_tables(plan, name, relations, members, schemas):
@@ -221,11 +230,7 @@ def set_tables(plan, name, relations, members, schemas):
     add_tables(plan, name, missing)
     if len(missing) + len(extra) > TABLES_PER_TRANSACTION:
         plan.commit_point()
-    for number, batch in enumerate(batches(extra)):
-        if number:
-            plan.commit_point()
-        alter(plan, name, sql.SQL('DROP TABLE {}').format(table_list(batch)),
-              'dropping %d table(s) from publication %s' % (len(batch), name), relations=batch)
+    change_tables(plan, name, 'DROP', 'dropping %d table(s) from publication %s', extra)
     if schemas:
         alter(plan, name, sql.SQL('DROP TABLES IN SCHEMA {}').format(schema_list(schemas)),
               'dropping schema(s) %s from publication %s' % (', '.join(schemas), name), hint=SUPERUSER_ONLY_HINT)

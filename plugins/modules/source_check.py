@@ -204,7 +204,7 @@ clickpipes_connection:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers, publications
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
@@ -253,20 +253,12 @@ def report(params, facts, target_bytes):
                     detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
                     recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
         manual_steps=checks.manual_steps(findings, facts['provider'], login),
-        publication=publication_summary(facts['publication']),
+        publication=publications.public_state(facts['publication']),
         clickpipes_connection=dict(
             host=params['login_host'], port=params['login_port'], database=server['database'],
             user=login,
             publication=params['publication']),
     )
-
-
-def publication_summary(publication):
-    if publication is None:
-        return dict(exists=False)
-    return dict(exists=True, name=publication['name'], owner=publication['owner'], all_tables=publication['all_tables'],
-                schemas=publication['schemas'], operations=publication['operations'],
-                publish_via_partition_root=publication['via_root'], table_count=publication['member_count'])
 
 
 def main():

@@ -113,6 +113,19 @@ def test_each_warning_shows_once_across_both_checks(pg, database, tmp_path):
     assert not any('replication_connection' in warning for warning in preflight.get('warnings', []))
 
 
+def test_without_a_password_the_login_is_not_checked(pg, database, tmp_path):
+    """No clickpipes_password: both checks leave the password out (no placeholder reaches the replication login)."""
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    pg.execute('CREATE ROLE clickpipes_user LOGIN REPLICATION', dbname=database)
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_password='')})
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert run.rc == 0, run
+    findings = dict((item['id'], item) for item in json.loads((reports / 'shop.json').read_text())['findings'])
+    assert findings['replication_connection']['status'] == 'skipped'
+    assert 'no password' in findings['replication_connection']['observed']
+
+
 def test_verify_changes_nothing_and_fails_on_errors(pg, database, tmp_path):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'
