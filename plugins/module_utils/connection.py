@@ -17,11 +17,18 @@ except ImportError:  # connect() says how to install it
 
 APPLICATION_NAME = 'pgcdc.clickpipes'
 MINIMUM_SERVER_VERSION = 120000
+# Catalog queries over tens of thousands of tables cross the planner's JIT cost threshold, and compiling them takes
+# longer than running them.
+NO_JIT = 'SET LOCAL jit = off'
 DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
 class ClickPipesError(Exception):
-    """An error whose message is meant for the person running the playbook."""
+    """An error whose message is meant for the person running the playbook; ``result`` goes with the failure."""
+
+    def __init__(self, message, **result):
+        super().__init__(message)
+        self.result = result
 
 
 def connection_argument_spec():
@@ -146,7 +153,7 @@ def sql_error_message(exc, doing):
 
 def lock_transaction(cursor, lock_key, lock_timeout):
     """Serialise this transaction with other runs on the same object, then bound every lock wait."""
-    cursor.execute("SET LOCAL lock_timeout = '5min'")
+    cursor.execute("SET LOCAL lock_timeout = '5min'; " + NO_JIT)
     cursor.execute('SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))', ['pgcdc.clickpipes:' + lock_key])
     cursor.execute('SELECT set_config(%s, %s, true)', ['lock_timeout', lock_timeout])
 
@@ -177,7 +184,7 @@ def read_transaction(conn):
     """A read-only transaction, always rolled back."""
     cursor = conn.cursor()
     try:
-        cursor.execute('SET TRANSACTION READ ONLY')
+        cursor.execute('SET TRANSACTION READ ONLY; ' + NO_JIT)
         yield cursor
     finally:
         with contextlib.suppress(Exception):
@@ -222,25 +229,20 @@ def refuse_standby(cursor, params):
                               'Point login_host at the primary (writer) endpoint.' % describe_target(params))
 
 
-def run_writing_module(module, lock_key, converge):
-    """Connect, run ``converge(module, conn, cursor)`` in one transaction (read-only in check mode), exit."""
-    result = None
+def run_writing_module(call, lock_key, converge):
+    """Connect, run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode), return its result."""
+    check_duration(call.params['lock_timeout'], 'lock_timeout')
+    conn = connect(call.params)
     try:
-        check_duration(module.params['lock_timeout'], 'lock_timeout')
-        conn = connect(module.params)
-        try:
-            with read_transaction(conn) as cursor:
-                refuse_standby(cursor, module.params)
-            if module.check_mode:
-                transaction = read_transaction(conn)
-            else:
-                transaction = write_transaction(conn, lock_key, module.params['lock_timeout'])
-            with transaction as cursor:
-                result = converge(module, conn, cursor)
-        finally:
-            conn.close()
-    except ClickPipesError as exc:
-        module.fail_json(msg=str(exc))
+        with read_transaction(conn) as cursor:
+            refuse_standby(cursor, call.params)
+        if call.check_mode:
+            transaction = read_transaction(conn)
+        else:
+            transaction = write_transaction(conn, lock_key, call.params['lock_timeout'])
+        with transaction as cursor:
+            return converge(call, conn, cursor)
     except psycopg2.Error as exc:
-        module.fail_json(msg=sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.')
-    module.exit_json(**result)
+        raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
+    finally:
+        conn.close()

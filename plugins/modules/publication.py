@@ -155,6 +155,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import finish
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     current_role,
@@ -205,8 +206,8 @@ def scope_relations(cursor, params, major):
 class Converger:
     """Decides, from the current state, the statements that make the publication what the user asked for."""
 
-    def __init__(self, module, conn, cursor):
-        self.params = module.params
+    def __init__(self, call, conn, cursor):
+        self.params = call.params
         self.cursor = cursor
         self.major = server_major(conn)
         self.admin = current_role(cursor)
@@ -314,8 +315,8 @@ class Converger:
         return state
 
 
-def converge(module, conn, cursor):
-    params = module.params
+def converge(call, conn, cursor):
+    params = call.params
     scopes.check_identifier(params['name'], 'publication')
     major = server_major(conn)
     publication = pubs.read_state(cursor, params['name'], major)
@@ -326,18 +327,18 @@ def converge(module, conn, cursor):
             pubs.drop(plan, params['name'])
         predicted = dict(exists=False)
     else:
-        converger = Converger(module, conn, cursor)
+        converger = Converger(call, conn, cursor)
         predicted = converger.run(publication)
         plan = converger.plan
-        if module.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
-            module.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
+        if call.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
+            call.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
     queries = plan.queries(conn)
     after = predicted
-    if not module.check_mode:
+    if not call.check_mode:
         plan.apply(cursor, lambda cur: lock_transaction(cur, lock_key(params), params['lock_timeout']))
         after = pubs.public_state(pubs.read_state(cursor, params['name'], major))
     result = dict(changed=bool(plan), queries=queries, publication=after)
-    if module._diff:
+    if call.diff:
         result['diff'] = dict(before=pubs.public_state(publication), after=after)
     return result
 
@@ -346,10 +347,10 @@ def lock_key(params):
     return 'publication:' + params['name']
 
 
-def main():
-    argument_spec = write_argument_spec()
-    argument_spec.update(scopes.SCOPE_ARGUMENT_SPEC)
-    argument_spec.update(
+def argument_spec():
+    spec = write_argument_spec()
+    spec.update(scopes.SCOPE_ARGUMENT_SPEC)
+    spec.update(
         name=dict(type='str', required=True),
         mode=dict(type='str', choices=['tables', 'schemas', 'all_tables'], default='tables'),
         operations=dict(type='list', elements='str', choices=list(pubs.OPERATIONS), default=list(pubs.OPERATIONS)),
@@ -358,8 +359,15 @@ def main():
         allow_missing_replica_identity=dict(type='bool', default=False),
         state=dict(type='str', choices=['present', 'absent'], default='present'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_writing_module(module, lock_key(module.params), converge)
+    return spec
+
+
+def run(call):
+    return run_writing_module(call, lock_key(call.params), converge)
+
+
+def main():
+    finish(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == '__main__':

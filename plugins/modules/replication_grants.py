@@ -118,6 +118,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import finish
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     current_role,
@@ -133,14 +134,14 @@ def summary(schemas, tables, owners):
                 owners_without_default_privileges=sorted(owners))
 
 
-def converge(module, conn, cursor):
-    params = module.params
+def converge(call, conn, cursor):
+    params = call.params
     scopes.check_identifier(params['user'], 'role')
     user_exists = roles.read_role(cursor, params['user']) is not None
-    if not user_exists and not module.check_mode:
+    if not user_exists and not call.check_mode:
         raise ClickPipesError('Role %s does not exist. Create it first with pgcdc.clickpipes.replication_user.' % params['user'])
     if not user_exists:
-        module.warn('Role %s does not exist yet; check mode assumes an earlier task creates it.' % params['user'])
+        call.warn('Role %s does not exist yet; check mode assumes an earlier task creates it.' % params['user'])
     scope = scopes.resolve(cursor, params['schemas'], params['tables'])
     scope.require_sound()
     major = server_major(conn)
@@ -151,7 +152,7 @@ def converge(module, conn, cursor):
     grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)
     plan = grants.plan_grants(params['user'], schemas, tables, owners)
     queries = plan.queries(conn)
-    if not module.check_mode:
+    if not call.check_mode:
         plan.apply(cursor)
     owners_all = {}
     for pair in state['default_privileges']:
@@ -159,20 +160,27 @@ def converge(module, conn, cursor):
     result = dict(changed=bool(plan), queries=queries, grants=dict(
         schemas=relations.schemas, tables=[table['qualified'] for table in relations.tables],
         default_privileges=[dict(owner=owner, schemas=owners_all[owner]) for owner in sorted(owners_all)]))
-    if module._diff:
+    if call.diff:
         result['diff'] = dict(before=summary(schemas, tables, owners), after=summary([], [], {}))
     return result
 
 
-def main():
-    argument_spec = write_argument_spec()
-    argument_spec.update(scopes.SCOPE_ARGUMENT_SPEC)
-    argument_spec.update(
+def argument_spec():
+    spec = write_argument_spec()
+    spec.update(scopes.SCOPE_ARGUMENT_SPEC)
+    spec.update(
         user=dict(type='str', required=True),
         default_privileges=dict(type='bool', default=True),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_writing_module(module, 'grants:' + module.params['user'], converge)
+    return spec
+
+
+def run(call):
+    return run_writing_module(call, 'grants:' + call.params['user'], converge)
+
+
+def main():
+    finish(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == '__main__':

@@ -128,6 +128,7 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import finish
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     current_role,
@@ -153,8 +154,8 @@ def predicted(role, want, state):
     return after
 
 
-def converge(module, conn, cursor):
-    params = module.params
+def converge(call, conn, cursor):
+    params = call.params
     check_identifier(params['name'], 'role')
     require_text(params['password'], 'password')
     if params['connection_limit'] is not None and params['connection_limit'] < -1:
@@ -169,23 +170,23 @@ def converge(module, conn, cursor):
         set_password = params['password'] is not None and (
             role is None or (params['update_password'] == 'always' and not roles.password_works(params, params['name'], params['password'])))
         if role is None and params['password'] is None:
-            module.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
+            call.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
         plan = roles.plan_present(conn, role, params, set_password)
     queries = plan.queries(conn)
-    if not module.check_mode:
+    if not call.check_mode:
         plan.apply(cursor)
         after = roles.public_state(roles.read_role(cursor, params['name']))
     else:
         after = predicted(role, params, params['state'])
     result = dict(changed=bool(plan), queries=queries, role=after)
-    if module._diff:
+    if call.diff:
         result['diff'] = dict(before=roles.public_state(role), after=after)
     return result
 
 
-def main():
-    argument_spec = write_argument_spec()
-    argument_spec.update(
+def argument_spec():
+    spec = write_argument_spec()
+    spec.update(
         name=dict(type='str', required=True),
         password=dict(type='raw', no_log=True),
         update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
@@ -194,8 +195,15 @@ def main():
         state=dict(type='str', choices=['present', 'absent'], default='present'),
         force=dict(type='bool', default=False),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    run_writing_module(module, 'role:' + module.params['name'], converge)
+    return spec
+
+
+def run(call):
+    return run_writing_module(call, 'role:' + call.params['name'], converge)
+
+
+def main():
+    finish(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == '__main__':

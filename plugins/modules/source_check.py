@@ -205,6 +205,7 @@ clickpipes_connection:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers, publications
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import finish
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
@@ -232,6 +233,8 @@ def inspect(params):
             target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
         with read_transaction(conn) as cursor:
             return gathering.gather(params, conn, cursor), target
+    except psycopg2.Error as exc:
+        raise ClickPipesError(sql_error_message(exc, 'reading the catalog')) from exc
     finally:
         conn.close()
 
@@ -261,10 +264,10 @@ def report(params, facts, target_bytes):
     )
 
 
-def main():
-    argument_spec = connection_argument_spec()
-    argument_spec.update(SCOPE_ARGUMENT_SPEC)
-    argument_spec.update(
+def argument_spec():
+    spec = connection_argument_spec()
+    spec.update(SCOPE_ARGUMENT_SPEC)
+    spec.update(
         user=dict(type='str', default='clickpipes_user'),
         password=dict(type='raw', no_log=True),
         publication=dict(type='str', default='clickpipes_publication'),
@@ -274,29 +277,31 @@ def main():
         max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
         emit_warnings=dict(type='str', choices=list(checks.EMIT_CHOICES), default='none'),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    unknown = sorted(set(module.params['skip_checks']) - set(checks.CHECK_IDS))
+    return spec
+
+
+def run(call):
+    params = call.params
+    unknown = sorted(set(params['skip_checks']) - set(checks.CHECK_IDS))
     if unknown:
-        module.fail_json(msg='Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
-    try:
-        check_identifier(module.params['user'], 'role')
-        require_text(module.params['password'], 'password')
-        check_identifier(module.params['publication'], 'publication')
-        facts, target_bytes = inspect(module.params)
-    except ClickPipesError as exc:
-        module.fail_json(msg=str(exc))
-    except psycopg2.Error as exc:
-        module.fail_json(msg=sql_error_message(exc, 'reading the catalog'))
-    result = report(module.params, facts, target_bytes)
+        raise ClickPipesError('Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
+    check_identifier(params['user'], 'role')
+    require_text(params['password'], 'password')
+    check_identifier(params['publication'], 'publication')
+    facts, target_bytes = inspect(params)
+    result = report(params, facts, target_bytes)
     for line in checks.warning_lines(result['findings'], result['provider'], result['clickpipes_connection']['user'],
-                                     module.params['emit_warnings']):
-        module.warn(line)
-    failed = checks.failing(result['findings'], module.params['fail_on'])
+                                     params['emit_warnings']):
+        call.warn(line)
+    failed = checks.failing(result['findings'], params['fail_on'])
     if failed:
-        result['msg'] = 'The source is not ready for ClickPipes (fail_on: %s): %s' % (
-            module.params['fail_on'], ' | '.join('%s: %s' % (item['id'], item['message']) for item in failed))
-        module.fail_json(**result)
-    module.exit_json(**result)
+        raise ClickPipesError('The source is not ready for ClickPipes (fail_on: %s): %s' % (
+            params['fail_on'], ' | '.join('%s: %s' % (item['id'], item['message']) for item in failed)), **result)
+    return result
+
+
+def main():
+    finish(AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True), run)
 
 
 if __name__ == '__main__':

@@ -1,0 +1,13 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Runs the replication_user module in the worker process when the task runs locally (see plugin_utils/local_module.py)."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.modules import replication_user
+from ansible_collections.pgcdc.clickpipes.plugins.plugin_utils.local_module import LocalModuleAction
+
+
+class ActionModule(LocalModuleAction):
+    module = replication_user
