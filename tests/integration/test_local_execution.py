@@ -72,3 +72,11 @@ def test_another_python_runs_the_module(pg, database, tmp_path):
                        vars=dict(ansible_python_interpreter=str(venv / 'bin' / 'python')))
     assert AS_MODULE in run.stdout and IN_PROCESS not in run.stdout, run
     assert run.result('check')['msg'] == 'psycopg2 is required on the host that runs the module: pip install psycopg2-binary'
+
+
+def test_async_runs_the_module(pg, database):
+    task = {'name': 'check', 'async': 60, 'poll': 1, 'pgcdc.clickpipes.source_check': dict(fail_on='never')}
+    run = run_playbook([task], module_defaults=login(pg, database), verbosity=3)
+    assert run.rc == 0, run
+    assert AS_MODULE in run.stdout and IN_PROCESS not in run.stdout, run
+    assert run.result('check')['summary']['ok'] > 0
