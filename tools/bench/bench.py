@@ -113,7 +113,7 @@ class Bench:
         started = time.perf_counter()
         done = subprocess.run(command, env=self.env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - started
-        return elapsed, done.returncode, (done.stdout + done.stderr)[-3000:]
+        return elapsed, done.returncode, done.stdout + done.stderr
 
     def reset(self):
         published = self.cluster.query(PUBLISHED, dbname='bench')
@@ -142,12 +142,13 @@ class Bench:
 
 
 def failure_line(output):
-    """The line of a failed run's output that says why (not a trailing deprecation warning)."""
+    """The part of a failed run's output that says why (not a trailing deprecation warning, not a 50,000-name statement)."""
     lines = [line.strip() for line in output.strip().splitlines() if line.strip()]
     for marker in ('out of shared memory', 'FAILED!', 'fatal:', 'ERROR', 'HINT'):
         found = [line for line in lines if marker in line]
         if found:
-            return found[-1][:200]
+            start = max(0, found[-1].index(marker) - 60)
+            return found[-1][start:start + 200]
     return lines[-1][:200] if lines else ''
 
 
