@@ -20,6 +20,8 @@ MINIMUM_SERVER_VERSION = 120000
 # Catalog queries over tens of thousands of tables cross the planner's JIT cost threshold, and compiling them takes
 # longer than running them.
 NO_JIT = 'SET LOCAL jit = off'
+# unique_violation, duplicate_object: another session created the object since this transaction read the catalog.
+CREATED_MEANWHILE = ('23505', '42710')
 DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
@@ -230,19 +232,33 @@ def refuse_standby(cursor, params):
 
 
 def run_writing_module(call, lock_key, converge):
-    """Connect, run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode), return its result."""
+    """Connect, run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode), return its result.
+
+    Advisory locks only serialise runs within one database, but roles belong to the whole server: a run on another
+    database can create the same role first. Then the plan is made again from what that run committed, once.
+    """
     check_duration(call.params['lock_timeout'], 'lock_timeout')
     conn = connect(call.params)
     try:
         with read_transaction(conn) as cursor:
             refuse_standby(cursor, call.params)
-        if call.check_mode:
-            transaction = read_transaction(conn)
-        else:
-            transaction = write_transaction(conn, lock_key, call.params['lock_timeout'])
-        with transaction as cursor:
-            return converge(call, conn, cursor)
+        for attempt in range(2):
+            try:
+                return converge_once(call, conn, lock_key, converge)
+            except ClickPipesError as exc:
+                if attempt or getattr(exc.__cause__, 'pgcode', None) not in CREATED_MEANWHILE:
+                    raise
+                del call.warnings[:]
     except psycopg2.Error as exc:
         raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
     finally:
         conn.close()
+
+
+def converge_once(call, conn, lock_key, converge):
+    if call.check_mode:
+        transaction = read_transaction(conn)
+    else:
+        transaction = write_transaction(conn, lock_key, call.params['lock_timeout'])
+    with transaction as cursor:
+        return converge(call, conn, cursor)

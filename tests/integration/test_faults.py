@@ -144,3 +144,22 @@ def test_exact_over_thousands_of_tables_adds_before_it_drops(pg, database):
     again = run_playbook([dict(name='exact', **{publication: dict(name='p', schemas=['new'], exact=True)})],
                          module_defaults=login(pg, database))
     assert again.result('exact')['changed'] is False
+
+
+def test_a_run_on_another_database_creating_the_role_first_is_no_error(pg, database):
+    """Roles belong to the server, advisory locks to one database: the run re-plans from what the other one committed."""
+    other = database + '_other'
+    pgcluster.create_database(pg, other)
+    try:
+        creating = locked(pg, other, 'CREATE ROLE clickpipes_user LOGIN REPLICATION')
+        waiting = "SELECT 1 FROM pg_stat_activity WHERE application_name = 'pgcdc.clickpipes' AND wait_event_type = 'Lock'"
+        with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+            future = pool.submit(run_playbook, prepare_tasks()[:1], module_defaults=login(pg, database))
+            pgcluster.wait_for(lambda: pg.query(waiting, dbname=database), timeout=60)
+            creating.commit()
+            creating.close()
+            run = future.result(timeout=120)
+    finally:
+        pgcluster.drop_database(pg, other)
+    assert run.rc == 0, run
+    assert run.result('user')['changed'] is False and run.result('user')['role']['replication'] is True
