@@ -235,7 +235,8 @@ def run_writing_module(call, lock_key, converge):
     """Connect, run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode), return its result.
 
     Advisory locks only serialise runs within one database, but roles belong to the whole server: a run on another
-    database can create the same role first. Then the plan is made again from what that run committed, once.
+    database can create the same role first. Then the plan is made again from what that run committed, once (never
+    after a batch of this run was committed: its result would not tell).
     """
     check_duration(call.params['lock_timeout'], 'lock_timeout')
     conn = connect(call.params)
@@ -246,7 +247,8 @@ def run_writing_module(call, lock_key, converge):
             try:
                 return converge_once(call, conn, lock_key, converge)
             except ClickPipesError as exc:
-                if attempt or getattr(exc.__cause__, 'pgcode', None) not in CREATED_MEANWHILE:
+                created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
+                if attempt or not created_meanwhile or getattr(exc, 'committed', False):
                     raise
                 del call.warnings[:]
     except psycopg2.Error as exc:

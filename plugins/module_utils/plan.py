@@ -83,7 +83,9 @@ class Plan:
             try:
                 cursor.execute(self.text(step, cursor.connection))
             except Exception as exc:  # pylint: disable=broad-except
-                raise ClickPipesError(failure_message(cursor, step, exc, committed)) from exc
+                error = ClickPipesError(failure_message(cursor, step, exc, committed))
+                error.committed = committed
+                raise error from exc
 
 
 def failure_message(cursor, step, exc, committed=False):

@@ -75,7 +75,8 @@ class LocalModuleAction(ActionBase):
             return False
         if self._connection.transport != 'local' or self._task.delegate_to or self._play_context.become:
             return False
-        if self._task.async_val or any(self._task.environment or []):
+        # A task timeout is a signal, which Python cannot handle while libpq waits for the server.
+        if self._task.async_val or self._task.timeout or any(self._task.environment or []):
             return False
         interpreter = task_vars.get('ansible_python_interpreter')
         if interpreter is None:
@@ -97,6 +98,7 @@ class LocalModuleAction(ActionBase):
             result['failed'] = True
         if call.warnings:
             result['warnings'] = call.warnings
+        # Unlike a module's, the warnings are plain strings here, so masking reaches them too.
         masked = remove_values(result, validation._no_log_values)  # pylint: disable=protected-access
         return round_trip(masked, Direction.MODULE_TO_CONTROLLER)
 
