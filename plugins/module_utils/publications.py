@@ -190,21 +190,16 @@ def target_clause(mode, relations, schemas):
     return sql.SQL('FOR TABLE {}').format(table_list(relations))
 
 
-def batches(relations):
-    return [relations[start:start + TABLES_PER_TRANSACTION] for start in range(0, len(relations), TABLES_PER_TRANSACTION)]
-
-
 def create(plan, name, mode, relations, schemas, operations, via_root, server_major):
     """CREATE PUBLICATION; a long table list is added in batches, one transaction each, after the first."""
     hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
-    parts = batches(relations) if mode == 'tables' and relations else [relations]
-    first, rest = parts[0], parts[1:]
+    first, rest = (relations[:TABLES_PER_TRANSACTION], relations[TABLES_PER_TRANSACTION:]) if mode == 'tables' else (relations, [])
     plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
         sql.Identifier(name), target_clause(mode, first, schemas), with_options(operations, via_root, server_major)),
         'creating publication %s' % name, privilege_hint=hint, relations=[r['oid'] for r in first])
-    for batch in rest:
+    if rest:
         plan.commit_point()
-        add_tables(plan, name, batch)
+        add_tables(plan, name, rest)
 
 
 def add_tables(plan, name, relations):
@@ -213,8 +208,9 @@ def add_tables(plan, name, relations):
 
 
 def change_tables(plan, name, verb, doing, relations):
-    for number, batch in enumerate(batches(relations)):
-        if number:
+    for start in range(0, len(relations), TABLES_PER_TRANSACTION):
+        batch = relations[start:start + TABLES_PER_TRANSACTION]
+        if start:
             plan.commit_point()
         alter(plan, name, sql.SQL(verb + ' TABLE {}').format(table_list(batch)), doing % (len(batch), name), relations=batch)
 

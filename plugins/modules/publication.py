@@ -206,8 +206,8 @@ def scope_relations(cursor, params, major):
 class Converger:
     """Decides, from the current state, the statements that make the publication what the user asked for."""
 
-    def __init__(self, call, conn, cursor):
-        self.params = call.params
+    def __init__(self, params, conn, cursor):
+        self.params = params
         self.cursor = cursor
         self.major = server_major(conn)
         self.admin = current_role(cursor)
@@ -327,7 +327,7 @@ def converge(call, conn, cursor):
             pubs.drop(plan, params['name'])
         predicted = dict(exists=False)
     else:
-        converger = Converger(call, conn, cursor)
+        converger = Converger(params, conn, cursor)
         predicted = converger.run(publication)
         plan = converger.plan
         if call.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
