@@ -163,3 +163,34 @@ def test_a_run_on_another_database_creating_the_role_first_is_no_error(pg, datab
         pgcluster.drop_database(pg, other)
     assert run.rc == 0, run
     assert run.result('user')['changed'] is False and run.result('user')['role']['replication'] is True
+
+
+def test_a_conflict_after_a_committed_batch_is_reported_not_planned_again(pg, database):
+    """Past the first batch of 1000 tables, a table someone else published meanwhile fails the run, saying the earlier
+    batches were committed: planning again would return a result that hides them."""
+    pg.execute("CREATE SCHEMA many; DO $$ BEGIN FOR i IN 1..1001 LOOP "
+               "EXECUTE format('CREATE TABLE many.t%s (id int PRIMARY KEY)', i); END LOOP; END $$", dbname=database)
+    # Publishes the rest of the schema in the transaction of the run's first batch, so the second batch conflicts.
+    pg.execute("""CREATE FUNCTION publish_the_rest() RETURNS event_trigger LANGUAGE plpgsql AS $$
+                  DECLARE rel regclass;
+                  BEGIN
+                    FOR rel IN SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                               WHERE n.nspname = 'many' AND c.relkind = 'r'
+                                 AND c.oid NOT IN (SELECT prrelid FROM pg_publication_rel) LOOP
+                      EXECUTE format('ALTER PUBLICATION clickpipes_publication ADD TABLE %s', rel);
+                    END LOOP;
+                  END $$;
+                  CREATE EVENT TRIGGER publish_the_rest ON ddl_command_end WHEN TAG IN ('CREATE PUBLICATION')
+                    EXECUTE FUNCTION publish_the_rest()""", dbname=database)
+    publish = [dict(name='publication', **{'pgcdc.clickpipes.publication': dict(name='clickpipes_publication', schemas=['many'])})]
+    try:
+        run = run_playbook(publish, module_defaults=login(pg, database))
+    finally:
+        pg.execute('DROP EVENT TRIGGER publish_the_rest', dbname=database)
+    assert run.rc != 0
+    message = run.result('publication')['msg']
+    assert 'already member of publication' in message, message
+    assert message.endswith('Earlier batches were committed and this one was rolled back: re-run to finish.'), message
+    again = run_playbook(publish, module_defaults=login(pg, database))
+    assert again.rc == 0 and again.result('publication')['changed'] is False
+    assert len(again.result('publication')['publication']['tables']) == 1001

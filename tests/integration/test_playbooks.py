@@ -59,7 +59,7 @@ ROLE = 'pgcdc.clickpipes.source : '
 WRITING_TASKS = dict(replication_user=ROLE + 'Create the replication user',
                      replication_grants=ROLE + 'Let it read the tables in scope, now and after later migrations',
                      publication=ROLE + 'Publish the tables in scope')
-WRITE_STEP = ROLE + 'Create what the preflight found missing (user, grants, publication), then check again'
+WRITE_STEP = ROLE + 'Create what the preflight found missing (settings when managed, user, grants, publication), then check again'
 PREFLIGHT = ROLE + 'Read the server, the user, the publication and the tables (read-only)'
 
 
@@ -124,6 +124,31 @@ def test_without_a_password_the_login_is_not_checked(pg, database, tmp_path):
     findings = dict((item['id'], item) for item in json.loads((reports / 'shop.json').read_text())['findings'])
     assert findings['replication_connection']['status'] == 'skipped'
     assert 'no password' in findings['replication_connection']['observed']
+
+
+def test_each_phase_runs_alone_by_its_tag(pg, database, tmp_path):
+    """The tags the README lists: preflight, verify and report only read; prepare writes without checking first."""
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_fail_on='never')})
+    verify_step = ROLE + 'Check every requirement and show what is left to do as warnings'
+    before = snapshot(pg, database)
+
+    read_only = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='preflight,report'))
+    assert read_only.rc == 0, read_only
+    assert read_only.status(PREFLIGHT, 'shop') == 'ok' and snapshot(pg, database) == before
+    assert json.loads((reports / 'shop.json').read_text())['ready'] is False
+
+    verify = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='verify'))
+    assert verify.rc == 0, verify
+    assert verify.status(verify_step, 'shop') == 'ok' and snapshot(pg, database) == before
+    assert not set(WRITING_TASKS.values()) & {task for task, _result in verify.host_results('shop')}
+
+    prepare = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='prepare'))
+    assert prepare.rc == 0, prepare
+    assert all(prepare.status(task, 'shop') == 'ok' for task in WRITING_TASKS.values()), prepare
+    assert verify_step not in {task for task, _result in prepare.host_results('shop')}
+    assert pg.query("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'clickpipes_publication'", dbname=database) == [(1,)]
 
 
 def test_verify_changes_nothing_and_fails_on_errors(pg, database, tmp_path):
