@@ -147,9 +147,19 @@ def failure_line(output):
     for marker in ('out of shared memory', 'FAILED!', 'fatal:', 'ERROR', 'HINT'):
         found = [line for line in lines if marker in line]
         if found:
-            start = max(0, found[-1].index(marker) - 60)
-            return found[-1][start:start + 200]
+            line = task_message(found[-1])
+            start = max(0, line.find(marker) - 60)
+            return line[start:start + 200]
     return lines[-1][:200] if lines else ''
+
+
+def task_message(line):
+    """The msg of Ansible's ``fatal: [host]: FAILED! => {...}`` line on one line, or the line as it is."""
+    try:
+        message = json.loads(line.split('=> ', 1)[1])['msg']
+    except (IndexError, KeyError, TypeError, ValueError):
+        return line
+    return ' '.join(str(message).split())
 
 
 def measure(bench, runs):
