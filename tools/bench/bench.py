@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -115,6 +116,13 @@ class Bench:
         elapsed = time.perf_counter() - started
         return elapsed, done.returncode, done.stdout + done.stderr
 
+    def run_with_cpu(self, command):
+        """``run``, plus the CPU seconds of the command (with its workers) and of the server's ended backends."""
+        controller, server = children_cpu(), server_cpu(self.cluster)
+        elapsed, code, output = self.run(command)
+        time.sleep(0.2)  # let the postmaster reap the backends of the run's connections
+        return elapsed, code, output, children_cpu() - controller, server_cpu(self.cluster) - server
+
     def reset(self):
         published = self.cluster.query(PUBLISHED, dbname='bench')
         for start in range(0, len(published), TABLES_PER_SCHEMA):
@@ -189,9 +197,22 @@ def measure(bench, runs):
     return variants
 
 
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(cluster):
+    """CPU seconds of the postmaster and the backends it has reaped (/proc/<pid>/stat: utime, stime, cutime, cstime)."""
+    pid = (cluster.datadir / 'postmaster.pid').read_text().split()[0]
+    fields = Path('/proc/%s/stat' % pid).read_text().rsplit(')', 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / os.sysconf('SC_CLK_TCK')
+
+
 def fleet(hosts, tables, workdir):
     """Cold prepare of one source, then of ``hosts`` sources in one run (forks = hosts); databases of one cluster,
-    each with its own replication user, as separate servers would have."""
+    each with its own replication user, as separate servers would have. Then Ansible alone: as many
+    ``ansible.builtin.debug`` tasks per host as the single run ran, over one host and over ``hosts``."""
     cluster = pgcluster.start_cluster(15, settings=dict(SERVER_SETTINGS, max_connections=3 * hosts + 20), name='fleet')
     try:
         cluster.execute('CREATE ROLE app NOLOGIN')
@@ -211,11 +232,19 @@ def fleet(hosts, tables, workdir):
 
         def prepare(names):
             path = bench.write('fleet-%d.json' % len(names), dict(clickpipes_sources=dict(hosts=dict((name, inventory[name]) for name in names))))
-            return bench.run([str(BIN / 'ansible-playbook'), '-i', path, 'pgcdc.clickpipes.prepare'])
+            return bench.run_with_cpu([str(BIN / 'ansible-playbook'), '-i', path, 'pgcdc.clickpipes.prepare'])
 
         single = prepare(['source%d' % hosts])
         many = prepare(['source%d' % number for number in range(hosts)])
-        return dict(hosts=hosts, tables=tables, single=single, fleet=many)
+        tasks = single[2].count('TASK [')
+        floor_playbook = bench.write('floor.json', [dict(hosts='all', connection='local', gather_facts=False, tasks=[
+            {'ansible.builtin.debug': dict(msg='task %d' % number)} for number in range(tasks)])])
+
+        def floor(count):
+            path = bench.write('floor-%d.json' % count, dict(all=dict(hosts=dict(('host%d' % number, {}) for number in range(count)))))
+            return bench.run([str(BIN / 'ansible-playbook'), '-i', path, floor_playbook])
+
+        return dict(hosts=hosts, tables=tables, single=single, fleet=many, tasks=tasks, floor_single=floor(1), floor_fleet=floor(hosts))
     finally:
         cluster.destroy()
 
@@ -224,9 +253,13 @@ def fleet_report(result):
     single, many = result['single'], result['fleet']
     if single[1] or many[1]:
         return 'Fleet: failed (%s)' % failure_line(single[2] if single[1] else many[2])
-    numbers = (result['hosts'], result['tables'], result['hosts'], single[0], result['hosts'], many[0], many[0] / single[0])
+    hosts, floor_single, floor_many = result['hosts'], result['floor_single'][0], result['floor_fleet'][0]
     return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, one run each): one source %.2f s, all %d sources '
-            'in one run %.2f s, ratio %.1f (target <= 8).' % numbers)
+            'in one run %.2f s, ratio %.1f (target <= 8). CPU of that run: %.1f s in ansible-playbook and its workers, '
+            '%.1f s in PostgreSQL, on %d cores. Ansible alone, %d `ansible.builtin.debug` tasks per host (as many as the '
+            'single prepare ran): one host %.2f s, %d hosts %.2f s, ratio %.1f.' % (
+                hosts, result['tables'], hosts, single[0], hosts, many[0], many[0] / single[0], many[3], many[4],
+                os.cpu_count(), result['tasks'], floor_single, hosts, floor_many, floor_many / floor_single))
 
 
 def logged_statements(bench, action):
