@@ -26,7 +26,10 @@ DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
 class ClickPipesError(Exception):
-    """An error whose message is meant for the person running the playbook; ``result`` goes with the failure."""
+    """An error whose message is meant for the person running the playbook; ``result`` goes with the failure.
+    ``committed`` tells that a batch of the failed run had been committed before it."""
+
+    committed = False
 
     def __init__(self, message, **result):
         super().__init__(message)
@@ -248,7 +251,7 @@ def run_writing_module(call, lock_key, converge):
                 return converge_once(call, conn, lock_key, converge)
             except ClickPipesError as exc:
                 created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
-                if attempt or not created_meanwhile or getattr(exc, 'committed', False):
+                if attempt or not created_meanwhile or exc.committed:
                     raise
                 del call.warnings[:]
     except psycopg2.Error as exc:

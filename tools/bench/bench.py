@@ -46,11 +46,15 @@ def create_tables(cluster, count):
     cluster.execute('CREATE DATABASE bench')
     cluster.execute('CREATE ROLE app NOLOGIN', dbname='bench')
     for number, schema in enumerate(schemas_for(count)):
-        first, last = number * TABLES_PER_SCHEMA, min(count, (number + 1) * TABLES_PER_SCHEMA) - 1
-        cluster.execute(
-            "CREATE SCHEMA %s AUTHORIZATION app; SET ROLE app; DO $$ BEGIN FOR i IN %d..%d LOOP "
-            "EXECUTE format('CREATE TABLE %s.t%%s (id bigint PRIMARY KEY, v text)', i); END LOOP; END $$" % (
-                schema, first, last, schema), dbname='bench')
+        create_schema(cluster, 'bench', schema, number * TABLES_PER_SCHEMA, min(count, (number + 1) * TABLES_PER_SCHEMA) - 1)
+
+
+def create_schema(cluster, database, schema, first, last):
+    """A schema owned by app with tables t<first> to t<last>."""
+    cluster.execute(
+        "CREATE SCHEMA %s AUTHORIZATION app; SET ROLE app; DO $$ BEGIN FOR i IN %d..%d LOOP "
+        "EXECUTE format('CREATE TABLE %s.t%%s (id bigint PRIMARY KEY, v text)', i); END LOOP; END $$" % (
+            schema, first, last, schema), dbname=database)
 
 
 def psql_script(count):
@@ -220,9 +224,7 @@ def fleet(hosts, tables, workdir):
         for number in range(hosts + 1):
             database = 'source%d' % number
             cluster.execute('CREATE DATABASE %s' % database)
-            cluster.execute("CREATE SCHEMA s0 AUTHORIZATION app; SET ROLE app; DO $$ BEGIN FOR i IN 1..%d LOOP "
-                            "EXECUTE format('CREATE TABLE s0.t%%s (id bigint PRIMARY KEY, v text)', i); END LOOP; END $$" % tables,
-                            dbname=database)
+            create_schema(cluster, database, 's0', 1, tables)
             inventory[database] = dict(
                 clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port, clickpipes_login_user='postgres',
                 clickpipes_login_password=cluster.password, clickpipes_login_db=database, clickpipes_password=PASSWORD,
