@@ -555,6 +555,20 @@ def summarize(findings):
     return counts
 
 
+def error_ids(findings):
+    return [item['id'] for item in findings if item['status'] == 'error']
+
+
+def pending_modules(findings):
+    """The writing modules with something to do: those managing a finding that is not ok, in the order of the checks."""
+    modules = []
+    for item in findings:
+        module = item['fix']['module']
+        if item['status'] != 'ok' and module and module not in modules:
+            modules.append(module)
+    return modules
+
+
 def failing(findings, fail_on):
     return [item for item in findings if item['status'] in FAIL_LEVELS[fail_on]]
 

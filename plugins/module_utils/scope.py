@@ -100,11 +100,12 @@ SELECT w.ord, w.schema_name, w.table_name,
 """
 
 # The tables a schema scope covers: partitions come with their parent, extension tables are not the application's.
+# Extension members are found from the extension side (an index scan), not by scanning all of pg_depend.
 IN_SCHEMAS = """n.nspname = ANY(%(schemas)s::text[])
    AND c.relkind IN ('r', 'p')
    AND NOT c.relispartition
-   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-                    WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')"""
+   AND c.oid NOT IN (SELECT d.objid FROM pg_depend d
+                      WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_class'::regclass AND d.deptype = 'e')"""
 
 MISSING_SCHEMAS = """
 SELECT s AS name FROM unnest(%(schemas)s::text[]) AS s

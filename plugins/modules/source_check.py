@@ -169,6 +169,21 @@ summary:
   returned: always
   type: dict
   sample: {"ok": 25, "warning": 2, "error": 0, "skipped": 2, "ready": true}
+error_ids:
+  description: The ids of the findings whose status is C(error), in the order of O(findings).
+  returned: always
+  type: list
+  elements: str
+  sample: ["user_exists", "publication_exists"]
+pending_modules:
+  description:
+    - The writing modules of this collection that have something to do, in the order of the checks they fix.
+    - A module is listed when a finding it manages (its C(fix.module)) is not C(ok). An empty list means they would
+      change nothing.
+  returned: always
+  type: list
+  elements: str
+  sample: ["replication_user", "replication_grants", "publication"]
 provider:
   description: The provider the fixes are written for (the fingerprint unless O(provider) names one).
   returned: always
@@ -249,6 +264,8 @@ def report(params, facts, target_bytes):
         changed=False,
         findings=findings,
         summary=checks.summarize(findings),
+        error_ids=checks.error_ids(findings),
+        pending_modules=checks.pending_modules(findings),
         provider=facts['provider'],
         server=dict(version=server['version'], version_num=server['version_num'], major=server['major'],
                     in_recovery=server['in_recovery'], database=server['database'], ssl=bool(server['ssl']),

@@ -43,6 +43,19 @@ def round_trip(value, direction):
     return json.loads(json.dumps(value, cls=get_module_encoder(PROFILE, direction)), cls=get_module_decoder(PROFILE, direction))
 
 
+def mask_secrets(result, secrets):
+    """``remove_values``, only when a secret occurs in the result: it copies every value (50 ms for a result naming
+    10,000 tables). JSON escapes each character on its own, so a secret inside any string, key or number of the result
+    is inside the result's JSON text, escaped the same way."""
+    try:
+        text = json.dumps(result, ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError):
+        return remove_values(result, secrets)
+    if any(json.dumps(secret, ensure_ascii=False)[1:-1] in text for secret in secrets):
+        return remove_values(result, secrets)
+    return result
+
+
 def python_environment(path):
     """The binary a Python path runs and its virtual environment (found beside the path, not beside the binary)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -99,7 +112,7 @@ class LocalModuleAction(ActionBase):
         if call.warnings:
             result['warnings'] = call.warnings
         # Unlike a module's, the warnings are plain strings here, so masking reaches them too.
-        masked = remove_values(result, validation._no_log_values)  # pylint: disable=protected-access
+        masked = mask_secrets(result, validation._no_log_values)  # pylint: disable=protected-access
         return round_trip(masked, Direction.MODULE_TO_CONTROLLER)
 
     def _validation_message(self, validation):

@@ -75,6 +75,16 @@ def test_rerun_picks_up_new_tables(pg, database):
     assert pg.query("SELECT has_table_privilege('clickpipes_user', 'public.later', 'SELECT')", dbname=database) == [(True,)]
 
 
+def test_an_extensions_tables_stay_out_of_a_schema_scope(pg, database):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE extension_config (id int PRIMARY KEY);'
+               'ALTER EXTENSION plpgsql ADD TABLE extension_config', dbname=database)
+    run = run_playbook(prepare_tasks(), module_defaults=login(pg, database))
+    assert run.rc == 0, run.stdout
+    assert pg.query("SELECT tablename FROM pg_publication_tables", dbname=database) == [('orders',)]
+    assert pg.query("SELECT has_table_privilege('clickpipes_user', 'public.extension_config', 'SELECT')",
+                    dbname=database) == [(False,)]
+
+
 def test_table_without_primary_key_is_refused_and_writes_keep_working(pg, database):
     pg.execute('CREATE TABLE keyed (id int PRIMARY KEY); CREATE TABLE heap (x int); CREATE TABLE nothing (id int PRIMARY KEY);'
                'ALTER TABLE nothing REPLICA IDENTITY NOTHING; INSERT INTO heap VALUES (1)', dbname=database)

@@ -45,6 +45,8 @@ def test_fresh_database_reports_everything_missing_in_one_pass(pg, database):
     assert findings['replication_connection']['status'] == 'skipped'
     assert findings['wal_level']['status'] == 'ok'
     assert result['summary']['ready'] is False and result['summary']['error'] >= 4
+    assert result['error_ids'] == [item['id'] for item in result['findings'] if item['status'] == 'error']
+    assert result['pending_modules'] == ['replication_user', 'replication_grants', 'publication']
     assert 'user_exists' in result['msg'] and 'replica_identity' in result['msg']
     assert findings['idle_replication_slot_timeout']['status'] == ('skipped' if pg.major < 18 else 'ok')
     assert findings['max_slot_wal_keep_size']['status'] == ('skipped' if pg.major < 13 else 'warning')
@@ -58,6 +60,7 @@ def test_prepared_source_is_ready_and_replication_connection_works(pg, database)
     findings = by_id(result)
     errors = [item['id'] for item in result['findings'] if item['status'] == 'error']
     assert errors == []
+    assert result['error_ids'] == [] and result['pending_modules'] == []
     assert findings['replication_connection']['status'] == 'ok'
     assert 'IDENTIFY_SYSTEM' in findings['replication_connection']['observed']
     assert result['clickpipes_connection'] == dict(host=pg.host, port=pg.port, database=database, user='clickpipes_user',

@@ -219,3 +219,11 @@ def test_fix_sql_stays_small_and_counts_what_it_leaves_out():
 def test_replication_connection_advice_follows_the_cause(detail, advice):
     finding = findings_for(ready_facts(replication_connection=(False, detail)))['replication_connection']
     assert finding['status'] == 'error' and advice in finding['fix']['manual'][0]['what']
+
+
+def test_the_short_lists_name_the_errors_and_the_writing_modules_with_work():
+    ready = checks.run_checks(checks.Context(ready_facts(), 'cp', 'pub'), 'auto')
+    assert checks.error_ids(ready) == [] and checks.pending_modules(ready) == []
+    without_user = checks.run_checks(checks.Context(ready_facts(user=None, privileges=None, replication_connection=None), 'cp', 'pub'), 'auto')
+    assert checks.error_ids(without_user) == ['user_exists']
+    assert checks.pending_modules(without_user) == ['replication_user', 'replication_grants']
