@@ -170,7 +170,7 @@ summary:
   type: dict
   sample: {"ok": 25, "warning": 2, "error": 0, "skipped": 2, "ready": true}
 error_ids:
-  description: The ids of the findings whose status is C(error), in the order of O(findings).
+  description: The ids of the findings whose status is C(error), in the order of RV(findings).
   returned: always
   type: list
   elements: str
