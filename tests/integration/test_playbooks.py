@@ -127,7 +127,7 @@ def test_without_a_password_the_login_is_not_checked(pg, database, tmp_path):
 
 
 def test_each_phase_runs_alone_by_its_tag(pg, database, tmp_path):
-    """The tags the README lists: preflight, verify and report only read; prepare writes without checking first."""
+    """The tags the README lists: preflight, verify and report only read; prepare checks first, then writes."""
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_fail_on='never')})
@@ -146,6 +146,7 @@ def test_each_phase_runs_alone_by_its_tag(pg, database, tmp_path):
 
     prepare = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='prepare'))
     assert prepare.rc == 0, prepare
+    assert prepare.status(PREFLIGHT, 'shop') == 'ok'
     assert all(prepare.status(task, 'shop') == 'ok' for task in WRITING_TASKS.values()), prepare
     assert verify_step not in {task for task, _result in prepare.host_results('shop')}
     assert pg.query("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'clickpipes_publication'", dbname=database) == [(1,)]
@@ -205,8 +206,10 @@ def test_manage_settings_sets_them_and_asks_for_a_restart(make_cluster, tmp_path
 def test_manage_settings_needs_a_superuser(pg, database, managed_admin, tmp_path):
     variables = source_vars(pg, database, tmp_path / 'reports', clickpipes_manage_settings=True,
                             clickpipes_login_user=managed_admin['user'], clickpipes_login_password=managed_admin['password'])
-    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=write_inventory(tmp_path / 'inventory.yml', {'managed': variables}))
-    assert run.rc == 2 and 'needs a superuser' in run.stdout
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'managed': variables})
+    for tags in ('all', 'prepare'):
+        run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS=tags))
+        assert run.rc == 2 and 'needs a superuser' in run.stdout, (tags, run.stdout)
 
 
 def test_one_run_prepares_several_sources(pg, database, subscriber, tmp_path):
