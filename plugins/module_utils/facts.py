@@ -139,14 +139,24 @@ def probe_replication(params, user=None, password=None):
         conn.close()
 
 
-def pooler_facts(params, settings):
-    """What tells a pooler apart from a direct connection: host name, ports, and whether a walsender starts."""
-    reached, detail = probe_replication(params)
+POOLER_REFUSAL = 'unsupported startup parameter'
+
+
+def pooler_facts(params, settings, user_probe=None):
+    """What tells a pooler apart from a direct connection: host name, ports, and whether a walsender starts.
+
+    The user's replication probe already tells when a walsender answered it or a pooler refused it; only otherwise
+    (no password, a wrong one, no such user yet) does the admin open one more replication connection.
+    """
+    if user_probe and (user_probe[0] or POOLER_REFUSAL in user_probe[1]):
+        reached, detail = user_probe
+    else:
+        reached, detail = probe_replication(params)
     server_port = (settings.get('port') or {}).get('amount')
     return dict(
         host=params['login_host'], port=params['login_port'], server_port=server_port,
         neon_pooler_host=providers.is_neon_pooler_host(params['login_host']),
-        pgbouncer=not reached and 'unsupported startup parameter' in detail)
+        pgbouncer=not reached and POOLER_REFUSAL in detail)
 
 
 def gather(params, conn, cursor):
@@ -180,10 +190,10 @@ def gather(params, conn, cursor):
     facts['user'] = role
     if role is not None:
         facts['privileges'] = user_privileges(cursor, params['user'], scope, relations, server['current_role'])
-    facts['pooler'] = pooler_facts(params, settings)
     if params['password']:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
         facts['replication_connection'] = probe_replication(params, user=login, password=params['password'])
+    facts['pooler'] = pooler_facts(params, settings, facts.get('replication_connection'))
     return facts
 
 

@@ -607,6 +607,16 @@ def start_pgbouncer(cluster: Cluster, port=6432) -> PgBouncer:
     """PgBouncer for ``cluster`` on 127.0.0.1:port (a free port when ``port`` is taken or None)."""
     if port is not None and not port_is_free(port):
         port = None
+    try:
+        return _start_pgbouncer(cluster, port)
+    except HarnessError:
+        if port is None:
+            raise
+        # Another test process took the port between the check and the bind.
+        return _start_pgbouncer(cluster, None)
+
+
+def _start_pgbouncer(cluster, port):
     bouncer = PgBouncer(cluster, _new_base('pgbouncer'), port)
     try:
         bouncer.start()

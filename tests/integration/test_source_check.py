@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from playbook import run_playbook
-from support import fresh_roles, login, prepare_tasks
+from support import LogWindow, fresh_roles, login, prepare_tasks
 
 CHECK = 'pgcdc.clickpipes.source_check'
 CHECK_IDS = {
@@ -135,6 +135,32 @@ def test_pgbouncer_endpoint_is_an_error(pg, database, pgbouncer):
     pooler = by_id(result)['pooler']
     assert pooler['status'] == 'error', pooler
     assert 'PgBouncer' in pooler['message'] and pooler['fix']['manual']
+
+
+def test_the_users_replication_probe_also_answers_the_pooler_question(make_cluster):
+    cluster = make_cluster(settings=dict(log_replication_commands='on'))
+    cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
+    assert run_playbook(prepare_tasks(password='pw-1'), module_defaults=login(cluster, 'postgres')).rc == 0
+    window = LogWindow(cluster)
+    _run, result = check(login(cluster, 'postgres'), password='pw-1')
+    assert by_id(result)['pooler']['status'] == 'ok' and by_id(result)['replication_connection']['status'] == 'ok'
+    probes = [line for line in window.text().splitlines() if 'received replication command: IDENTIFY_SYSTEM' in line]
+    assert len(probes) == 1 and 'clickpipes_user@' in probes[0], probes
+
+    window = LogWindow(cluster)
+    _run, result = check(login(cluster, 'postgres'), password='wrong')
+    assert by_id(result)['pooler']['status'] == 'ok' and by_id(result)['replication_connection']['status'] == 'error'
+    probes = [line for line in window.text().splitlines() if 'received replication command: IDENTIFY_SYSTEM' in line]
+    assert len(probes) == 1 and cluster.superuser + '@' in probes[0], probes
+
+
+def test_pgbouncer_is_an_error_when_the_users_probe_meets_it(pg, database, pgbouncer):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    assert run_playbook(prepare_tasks(password='pw-1'), module_defaults=login(pg, database)).rc == 0
+    defaults = login(pg, database)
+    defaults['group/pgcdc.clickpipes.clickpipes'].update(login_host=pgbouncer.host, login_port=pgbouncer.port)
+    _run, result = check(defaults, password='pw-1')
+    assert by_id(result)['pooler']['status'] == 'error' and by_id(result)['replication_connection']['status'] == 'error'
 
 
 def test_wal_level_replica_gives_the_self_hosted_fix():
