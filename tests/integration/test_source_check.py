@@ -141,17 +141,13 @@ def test_the_users_replication_probe_also_answers_the_pooler_question(make_clust
     cluster = make_cluster(settings=dict(log_replication_commands='on'))
     cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
     assert run_playbook(prepare_tasks(password='pw-1'), module_defaults=login(cluster, 'postgres')).rc == 0
-    window = LogWindow(cluster)
-    _run, result = check(login(cluster, 'postgres'), password='pw-1')
-    assert by_id(result)['pooler']['status'] == 'ok' and by_id(result)['replication_connection']['status'] == 'ok'
-    probes = [line for line in window.text().splitlines() if 'received replication command: IDENTIFY_SYSTEM' in line]
-    assert len(probes) == 1 and 'clickpipes_user@' in probes[0], probes
-
-    window = LogWindow(cluster)
-    _run, result = check(login(cluster, 'postgres'), password='wrong')
-    assert by_id(result)['pooler']['status'] == 'ok' and by_id(result)['replication_connection']['status'] == 'error'
-    probes = [line for line in window.text().splitlines() if 'received replication command: IDENTIFY_SYSTEM' in line]
-    assert len(probes) == 1 and cluster.superuser + '@' in probes[0], probes
+    # The right password: the user's probe answers both checks. A wrong one: the admin probes for a pooler.
+    for password, connection, prober in (('pw-1', 'ok', 'clickpipes_user'), ('wrong', 'error', cluster.superuser)):
+        window = LogWindow(cluster)
+        _run, result = check(login(cluster, 'postgres'), password=password)
+        assert by_id(result)['pooler']['status'] == 'ok' and by_id(result)['replication_connection']['status'] == connection
+        probes = [line for line in window.text().splitlines() if 'received replication command: IDENTIFY_SYSTEM' in line]
+        assert len(probes) == 1 and prober + '@' in probes[0], (password, probes)
 
 
 def test_pgbouncer_is_an_error_when_the_users_probe_meets_it(pg, database, pgbouncer):

@@ -222,8 +222,8 @@ def test_replication_connection_advice_follows_the_cause(detail, advice):
 
 
 def test_the_short_lists_name_the_errors_and_the_writing_modules_with_work():
-    ready = checks.run_checks(checks.Context(ready_facts(), 'cp', 'pub'), 'auto')
+    ready = list(findings_for(ready_facts()).values())
     assert checks.error_ids(ready) == [] and checks.pending_modules(ready) == []
-    without_user = checks.run_checks(checks.Context(ready_facts(user=None, privileges=None, replication_connection=None), 'cp', 'pub'), 'auto')
+    without_user = list(findings_for(ready_facts(user=None, privileges=None, replication_connection=None)).values())
     assert checks.error_ids(without_user) == ['user_exists']
     assert checks.pending_modules(without_user) == ['replication_user', 'replication_grants']
