@@ -97,6 +97,23 @@ def test_rerun_repairs_drift_with_the_module_that_manages_it(pg, database, tmp_p
     assert pg.query("SELECT has_table_privilege('clickpipes_user', 'lines', 'SELECT')", dbname=database) == [(True,)]
 
 
+def test_rerun_applies_publication_options_no_check_reads(pg, database, tmp_path):
+    """No check looks at truncate or at exact: a re-run that asks for other operations, or for exact, starts the
+    publication module, and only it."""
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    path = tmp_path / 'inventory.yml'
+    assert run_playbook_file('pgcdc.clickpipes.prepare', inventory=write_inventory(path, {'shop': source_vars(pg, database, reports)})).rc == 0
+
+    without_truncate = dict(clickpipes_publication_operations=['insert', 'update', 'delete'])
+    for options in (without_truncate, dict(without_truncate, clickpipes_publication_exact=True)):
+        inventory = write_inventory(path, {'shop': source_vars(pg, database, reports, **options)})
+        run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+        assert run.rc == 0, run
+        assert [task for module, task in WRITING_TASKS.items() if run.status(task, 'shop') == 'ok'] == [WRITING_TASKS['publication']]
+    assert pg.query("SELECT pubtruncate FROM pg_publication WHERE pubname = 'clickpipes_publication'", dbname=database) == [(False,)]
+
+
 def test_each_warning_shows_once_across_both_checks(pg, database, tmp_path):
     """A wrong password is managed by replication_user: the check after the writing modules shows it, the preflight
     shows what no module manages (TOAST), and nothing appears twice."""
