@@ -234,15 +234,17 @@ def refuse_standby(cursor, params):
                               'Point login_host at the primary (writer) endpoint.' % describe_target(params))
 
 
-def run_writing_module(call, lock_key, converge):
-    """Connect, run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode), return its result.
+def run_writing_module(call, lock_key, converge, conn=None):
+    """Run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode) and return its result, on
+    ``conn`` when given (left open), else on a connection of its own.
 
     Advisory locks only serialise runs within one database, but roles belong to the whole server: a run on another
     database can create the same role first. Then the plan is made again from what that run committed, once (never
     after a batch of this run was committed: its result would not tell).
     """
     check_duration(call.params['lock_timeout'], 'lock_timeout')
-    conn = connect(call.params)
+    own = conn is None
+    conn = connect(call.params) if own else conn
     try:
         with read_transaction(conn) as cursor:
             refuse_standby(cursor, call.params)
@@ -257,7 +259,8 @@ def run_writing_module(call, lock_key, converge):
     except psycopg2.Error as exc:
         raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
     finally:
-        conn.close()
+        if own:
+            conn.close()
 
 
 def converge_once(call, conn, lock_key, converge):

@@ -190,11 +190,14 @@ provider:
   type: str
   sample: neon
 server:
-  description: Server facts.
+  description:
+    - Server facts. C(pending_restart) names the settings changed (with C(ALTER SYSTEM) or in the configuration
+      files, then reloaded) that wait for a restart.
   returned: always
   type: dict
   sample: {"version": "16.4", "version_num": 160004, "major": 16, "in_recovery": false, "database": "app", "ssl": true, "superuser": false,
-           "detected_provider": "neon", "wal_bytes_per_day": 1073741824, "recommended_max_slot_wal_keep_size": "100GB"}
+           "detected_provider": "neon", "wal_bytes_per_day": 1073741824, "recommended_max_slot_wal_keep_size": "100GB",
+           "pending_restart": []}
 manual_steps:
   description: Every manual step of the findings that are not ok, then the provider's standing notices.
   returned: always
@@ -219,102 +222,8 @@ clickpipes_connection:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, facts as gathering, providers, publications
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import finish
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
-    ClickPipesError,
-    connect,
-    connection_argument_spec,
-    fetch_one,
-    psycopg2,
-    read_transaction,
-    require_text,
-    sql_error_message,
-)
-
-
-def size_in_bytes(cursor, size):
-    try:
-        return fetch_one(cursor, 'SELECT pg_size_bytes(%(size)s)::bigint AS bytes', dict(size=size))['bytes']
-    except psycopg2.Error:
-        raise ClickPipesError('max_slot_wal_keep_size_target %r is not a size: write it like 100GB or 51200MB.' % size)
-
-
-def inspect(params):
-    conn = connect(params)
-    try:
-        with read_transaction(conn) as cursor:
-            target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
-        with read_transaction(conn) as cursor:
-            return gathering.gather(params, conn, cursor), target
-    except psycopg2.Error as exc:
-        raise ClickPipesError(sql_error_message(exc, 'reading the catalog')) from exc
-    finally:
-        conn.close()
-
-
-def report(params, facts, target_bytes):
-    ctx = checks.Context(facts, params['user'], params['publication'], target_bytes)
-    findings = checks.run_checks(ctx, params['provider'], skip=set(params['skip_checks']))
-    server = facts['server']
-    rate = facts['wal_rate']
-    login = providers.clickpipes_login(params['user'], facts['provider'], params['login_user'])
-    return dict(
-        changed=False,
-        findings=findings,
-        summary=checks.summarize(findings),
-        error_ids=checks.error_ids(findings),
-        pending_modules=checks.pending_modules(findings),
-        provider=facts['provider'],
-        server=dict(version=server['version'], version_num=server['version_num'], major=server['major'],
-                    in_recovery=server['in_recovery'], database=server['database'], ssl=bool(server['ssl']),
-                    superuser=server['superuser'],
-                    detected_provider=facts['detected_provider'], wal_bytes_per_day=rate['bytes_per_day'] if rate else None,
-                    recommended_max_slot_wal_keep_size='%dGB' % (checks.recommended_wal_keep(ctx) // checks.GB)),
-        manual_steps=checks.manual_steps(findings, facts['provider'], login),
-        publication=publications.public_state(facts['publication']),
-        clickpipes_connection=dict(
-            host=params['login_host'], port=params['login_port'], database=server['database'],
-            user=login,
-            publication=params['publication']),
-    )
-
-
-def argument_spec():
-    spec = connection_argument_spec()
-    spec.update(SCOPE_ARGUMENT_SPEC)
-    spec.update(
-        user=dict(type='str', default='clickpipes_user'),
-        password=dict(type='raw', no_log=True),
-        publication=dict(type='str', default='clickpipes_publication'),
-        provider=dict(type='str', choices=['auto', 'generic', 'planetscale', 'neon'], default='auto'),
-        fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
-        skip_checks=dict(type='list', elements='str', default=[]),
-        max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
-        emit_warnings=dict(type='str', choices=list(checks.EMIT_CHOICES), default='none'),
-    )
-    return spec
-
-
-def run(call):
-    params = call.params
-    unknown = sorted(set(params['skip_checks']) - set(checks.CHECK_IDS))
-    if unknown:
-        raise ClickPipesError('Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
-    check_identifier(params['user'], 'role')
-    require_text(params['password'], 'password')
-    check_identifier(params['publication'], 'publication')
-    facts, target_bytes = inspect(params)
-    result = report(params, facts, target_bytes)
-    for line in checks.warning_lines(result['findings'], result['provider'], result['clickpipes_connection']['user'],
-                                     params['emit_warnings']):
-        call.warn(line)
-    failed = checks.failing(result['findings'], params['fail_on'])
-    if failed:
-        raise ClickPipesError('The source is not ready for ClickPipes (fail_on: %s): %s' % (
-            params['fail_on'], ' | '.join('%s: %s' % (item['id'], item['message']) for item in failed)), **result)
-    return result
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.check_step import argument_spec, run
 
 
 def main():

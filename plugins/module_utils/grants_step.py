@@ -1,0 +1,65 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The replication_grants module: let the replication role read the tables in scope, now and after later migrations."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    current_role,
+    run_writing_module,
+    server_major,
+    write_argument_spec,
+)
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, roles, scope as scopes
+
+
+def summary(schemas, tables, owners):
+    return dict(schemas_without_usage=list(schemas), tables_without_select=[table['qualified'] for table in tables],
+                owners_without_default_privileges=sorted(owners))
+
+
+def converge(call, conn, cursor):
+    params = call.params
+    scopes.check_identifier(params['user'], 'role')
+    user_exists = roles.read_role(cursor, params['user']) is not None
+    if not user_exists and not call.check_mode:
+        raise ClickPipesError('Role %s does not exist. Create it first with pgcdc.clickpipes.replication_user.' % params['user'])
+    if not user_exists:
+        call.warn('Role %s does not exist yet; check mode assumes an earlier task creates it.' % params['user'])
+    scope = scopes.resolve(cursor, params['schemas'], params['tables'])
+    scope.require_sound()
+    major = server_major(conn)
+    relations = scopes.Scope(scopes.published_relations(cursor, scope, major), scope.schemas)
+    admin = current_role(cursor)
+    state = grants.read_state(cursor, params['user'], user_exists, relations, admin, major, params['default_privileges'])
+    schemas, tables, owners = grants.missing(state)
+    grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)
+    plan = grants.plan_grants(params['user'], schemas, tables, owners)
+    queries = plan.queries(conn)
+    if not call.check_mode:
+        plan.apply(cursor)
+    owners_all = {}
+    for pair in state['default_privileges']:
+        owners_all.setdefault(pair['owner'], []).append(pair['schema'])
+    result = dict(changed=bool(plan), queries=queries, grants=dict(
+        schemas=relations.schemas, tables=[table['qualified'] for table in relations.tables],
+        default_privileges=[dict(owner=owner, schemas=owners_all[owner]) for owner in sorted(owners_all)]))
+    if call.diff:
+        result['diff'] = dict(before=summary(schemas, tables, owners), after=summary([], [], {}))
+    return result
+
+
+def argument_spec():
+    spec = write_argument_spec()
+    spec.update(scopes.SCOPE_ARGUMENT_SPEC)
+    spec.update(
+        user=dict(type='str', required=True),
+        default_privileges=dict(type='bool', default=True),
+    )
+    return spec
+
+
+def run(call, conn=None):
+    return run_writing_module(call, 'grants:' + call.params['user'], converge, conn)

@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The replication_user module: create or update the replication role, in one transaction."""
+
+from __future__ import annotations
+
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    ClickPipesError,
+    current_role,
+    require_text,
+    run_writing_module,
+    write_argument_spec,
+)
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import check_identifier
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import roles
+
+
+def predicted(role, want, state):
+    """The role's state once the plan has run, for check mode."""
+    if state == 'absent':
+        return dict(exists=False)
+    after = roles.public_state(role) if role else dict(
+        exists=True, name=want['name'], bypass_rls=False, connection_limit=-1, superuser=False, create_role=False, create_db=False)
+    after.update(login=True, replication=True)
+    if want['bypass_rls'] is not None:
+        after['bypass_rls'] = want['bypass_rls']
+    if want['connection_limit'] is not None:
+        after['connection_limit'] = want['connection_limit']
+    return after
+
+
+def converge(call, conn, cursor):
+    params = call.params
+    check_identifier(params['name'], 'role')
+    require_text(params['password'], 'password')
+    if params['connection_limit'] is not None and params['connection_limit'] < -1:
+        raise ClickPipesError('connection_limit must be -1 (no limit) or more, not %d.' % params['connection_limit'])
+    if params['name'] == current_role(cursor):
+        raise ClickPipesError('%s is the admin login itself. Give ClickPipes a role of its own (for example clickpipes_user): '
+                              'it should only read.' % params['name'])
+    role = roles.read_role(cursor, params['name'])
+    if params['state'] == 'absent':
+        plan = roles.plan_absent(cursor, role, params['force'])
+    else:
+        set_password = params['password'] is not None and (
+            role is None or (params['update_password'] == 'always' and not roles.password_works(params, params['name'], params['password'])))
+        if role is None and params['password'] is None:
+            call.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
+        plan = roles.plan_present(conn, role, params, set_password)
+    queries = plan.queries(conn)
+    if not call.check_mode:
+        plan.apply(cursor)
+        after = roles.public_state(roles.read_role(cursor, params['name']))
+    else:
+        after = predicted(role, params, params['state'])
+    result = dict(changed=bool(plan), queries=queries, role=after)
+    if call.diff:
+        result['diff'] = dict(before=roles.public_state(role), after=after)
+    return result
+
+
+def argument_spec():
+    spec = write_argument_spec()
+    spec.update(
+        name=dict(type='str', required=True),
+        password=dict(type='raw', no_log=True),
+        update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
+        bypass_rls=dict(type='bool'),
+        connection_limit=dict(type='int'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        force=dict(type='bool', default=False),
+    )
+    return spec
+
+
+def run(call, conn=None):
+    return run_writing_module(call, 'role:' + call.params['name'], converge, conn)
