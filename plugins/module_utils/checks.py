@@ -323,6 +323,8 @@ def replication_failure_step(detail):
 
 
 def check_replication_connection(ctx):
+    if ctx.role is None:
+        return user_missing(ctx, 'replication_connection')
     probe = ctx.facts.get('replication_connection')
     if probe is None:
         return skipped('replication_connection', 'no password of the replication user was given', managed=False)
@@ -553,6 +555,15 @@ def summarize(findings):
         counts[item['status']] += 1
     counts['ready'] = counts['error'] == 0
     return counts
+
+
+# Problems no SQL can fix: nothing is written while the preflight finds one of them.
+BLOCKING_CHECKS = ('server_version', 'primary', 'wal_level', 'pooler')
+
+
+def blocking(ids):
+    """The ids among ``ids`` that block every write, in the order of the checks."""
+    return [name for name in ids if name in BLOCKING_CHECKS]
 
 
 def error_ids(findings):

@@ -36,12 +36,12 @@ SELECT current_setting('server_version_num')::int AS version_num,
 """
 
 SETTING_VALUES = """
-SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%(names)s::text[])
+SELECT name, setting, unit, pending_restart FROM pg_settings WHERE name = ANY(%(names)s::text[])
 """
 
 # current_setting() also sees settings no loaded library defines (placeholders), which pg_settings hides.
 PROVIDER_SETTINGS = """
-SELECT name, current_setting(name, true) AS setting, NULL::text AS unit FROM unnest(%(names)s::text[]) AS name
+SELECT name, current_setting(name, true) AS setting, NULL::text AS unit, false AS pending_restart FROM unnest(%(names)s::text[]) AS name
 """
 
 SLOTS = """
@@ -190,7 +190,8 @@ def gather(params, conn, cursor):
     facts['user'] = role
     if role is not None:
         facts['privileges'] = user_privileges(cursor, params['user'], scope, relations, server['current_role'])
-    if params['password']:
+    # A role that does not exist cannot log in: no probe (a failed SCRAM login costs both sides a connection).
+    if params['password'] and role is not None:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
         facts['replication_connection'] = probe_replication(params, user=login, password=params['password'])
     facts['pooler'] = pooler_facts(params, settings, facts.get('replication_connection'))
