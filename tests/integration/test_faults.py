@@ -194,3 +194,26 @@ def test_a_conflict_after_a_committed_batch_is_reported_not_planned_again(pg, da
     again = run_playbook(publish, module_defaults=login(pg, database))
     assert again.rc == 0 and again.result('publication')['changed'] is False
     assert len(again.result('publication')['publication']['tables']) == 1001
+
+
+def test_prepare_source_says_which_steps_committed_before_one_timed_out(pg, database):
+    """One task runs three transactions: when the publication waits out lock_timeout, the user and the grants are
+    already committed, and the failure says so; the next run starts where it stopped."""
+    pg.execute(TABLES, dbname=database)
+    task = dict(name='engine', ignore_errors=True, **{'pgcdc.clickpipes.prepare_source': dict(password='pw-1', lock_timeout='1s')})
+    blocker = locked(pg, database, 'LOCK TABLE notes IN ACCESS EXCLUSIVE MODE')
+    try:
+        run = run_playbook([task], module_defaults=login(pg, database))
+        pid = blocker.get_backend_pid()
+    finally:
+        blocker.rollback()
+        blocker.close()
+    result = run.result('engine')
+    assert result['failed'] and 'pid %d holds AccessExclusiveLock on notes' % pid in result['msg'], result
+    assert result['modules_run'] == ['replication_user', 'replication_grants', 'publication'] and result['changed'] is True
+    assert result['changes']['user'] and result['changes']['grants'] and result['changes']['publication'] == []
+    assert pg.query("SELECT count(*) FROM pg_publication", dbname=database) == [(0,)]
+
+    again = run_playbook([task], module_defaults=login(pg, database))
+    assert again.result('engine')['modules_run'] == ['publication'], again
+    assert again.result('engine')['summary']['ready'] is True

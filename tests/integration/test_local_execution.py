@@ -20,6 +20,7 @@ TASKS = [
     dict(name='grants', **{'pgcdc.clickpipes.replication_grants': dict(user='clickpipes_user', schemas=['public'])}),
     dict(name='publication', **{'pgcdc.clickpipes.publication': dict(name='clickpipes_publication', schemas=['public'])}),
     dict(name='check', **{'pgcdc.clickpipes.source_check': dict(password=HOSTILE_PASSWORD, fail_on='never', emit_warnings='all')}),
+    dict(name='engine', **{'pgcdc.clickpipes.prepare_source': dict(password=HOSTILE_PASSWORD, fail_on='never')}),
     dict(name='not ready per fail_on', ignore_errors=True, **{'pgcdc.clickpipes.source_check': dict(fail_on='warning')}),
     dict(name='refused by the logic', ignore_errors=True,
          **{'pgcdc.clickpipes.source_check': dict(skip_checks=['no_such_check'])}),
