@@ -1,0 +1,41 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, pgcdc.clickpipes contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Builds the report of a prepare_source result on the controller, writes it, and publishes its summary (set_stats)."""
+
+from __future__ import annotations
+
+from ansible.errors import AnsibleActionFail
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.pgcdc.clickpipes.plugins.plugin_utils import report as reports
+
+ARGUMENT_SPEC = dict(
+    result=dict(type='dict', required=True),
+    report_dir=dict(type='path', default=''),
+    settings_changed=dict(type='list', elements='str', default=[]),
+)
+
+
+class ActionModule(ActionBase):
+    """Runs in the worker: the report is an output of the run, so writing it never counts as a change."""
+
+    TRANSFERS_FILES = False
+    _supports_check_mode = True
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        del tmp
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        if 'findings' not in args['result']:
+            return dict(result, skipped=True, skip_reason='No check ran, so there is nothing to report.')
+        report = reports.build(task_vars['inventory_hostname'], args['result'], args['settings_changed'])
+        if args['report_dir'] and not self._task.check_mode:
+            try:
+                result['files'] = reports.write(report, args['report_dir'])
+            except OSError as exc:
+                raise AnsibleActionFail('Could not write the report to %s: %s. Set clickpipes_report_dir to a folder this '
+                                        'user can write.' % (args['report_dir'], exc.strerror or exc))
+        result.update(report, changed=False, ansible_stats=dict(
+            data=dict(clickpipes={report['host']: reports.summary(report)}), per_host=False, aggregate=True))
+        return result
