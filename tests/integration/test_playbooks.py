@@ -55,16 +55,16 @@ def test_prepare_reports_and_reruns_quietly(pg, database, tmp_path):
         assert HOSTILE_PASSWORD not in report_file.read_text()
 
 
-ROLE = 'pgcdc.clickpipes.source : '
-WRITING_TASKS = dict(replication_user=ROLE + 'Create the replication user',
-                     replication_grants=ROLE + 'Let it read the tables in scope, now and after later migrations',
-                     publication=ROLE + 'Publish the tables in scope')
-WRITE_STEP = ROLE + 'Create what the preflight found missing (settings when managed, user, grants, publication), then check again'
-PREFLIGHT = ROLE + 'Read the server, the user, the publication and the tables (read-only)'
+ENGINE = 'pgcdc.clickpipes.source : Check the source, create what it lacks (user, grants, publication), check again'
+WRITING_MODULES = ['replication_user', 'replication_grants', 'publication']
 
 
 def warnings_of(run):
     return [line for line in run.stderr.splitlines() if line.startswith('[WARNING]: [')]
+
+
+def modules_run(run, host='shop'):
+    return run.result(ENGINE, host)['modules_run']
 
 
 def test_rerun_starts_no_writing_module(pg, database, tmp_path):
@@ -72,13 +72,11 @@ def test_rerun_starts_no_writing_module(pg, database, tmp_path):
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports')})
     first = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert first.rc == 0, first
-    assert all(first.status(task, 'shop') == 'ok' for task in WRITING_TASKS.values()), first
+    assert modules_run(first) == WRITING_MODULES
 
     second = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert second.rc == 0 and 'changed=0' in second.stdout, second
-    assert second.status(WRITE_STEP, 'shop') == 'skipped'
-    tasks = [task for task, _result in second.host_results('shop')]
-    assert not set(WRITING_TASKS.values()) & set(tasks), tasks
+    assert modules_run(second) == [] and second.result(ENGINE, 'shop')['queries'] == []
     # The preflight was the final check: the same warnings as the first run, each once.
     assert warnings_of(second) == warnings_of(first) and any('toast_columns' in line for line in warnings_of(second))
 
@@ -92,7 +90,7 @@ def test_rerun_repairs_drift_with_the_module_that_manages_it(pg, database, tmp_p
 
     repair = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert repair.rc == 0, repair
-    assert [task for module, task in WRITING_TASKS.items() if repair.status(task, 'shop') == 'ok'] == [WRITING_TASKS['replication_grants']]
+    assert modules_run(repair) == ['replication_grants']
     assert json.loads((reports / 'shop.json').read_text())['changes']['grants'] == ['GRANT SELECT ON TABLE "public"."lines" TO "clickpipes_user"']
     assert pg.query("SELECT has_table_privilege('clickpipes_user', 'lines', 'SELECT')", dbname=database) == [(True,)]
 
@@ -110,13 +108,13 @@ def test_rerun_applies_publication_options_no_check_reads(pg, database, tmp_path
         inventory = write_inventory(path, {'shop': source_vars(pg, database, reports, **options)})
         run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
         assert run.rc == 0, run
-        assert [task for module, task in WRITING_TASKS.items() if run.status(task, 'shop') == 'ok'] == [WRITING_TASKS['publication']]
+        assert modules_run(run) == ['publication']
     assert pg.query("SELECT pubtruncate FROM pg_publication WHERE pubname = 'clickpipes_publication'", dbname=database) == [(False,)]
 
 
-def test_each_warning_shows_once_across_both_checks(pg, database, tmp_path):
-    """A wrong password is managed by replication_user: the check after the writing modules shows it, the preflight
-    shows what no module manages (TOAST), and nothing appears twice."""
+def test_each_warning_shows_once(pg, database, tmp_path):
+    """A wrong password is managed by replication_user, TOAST by no module: the run shows each warning once, from the
+    final check."""
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY, note text)', dbname=database)
     pg.execute("CREATE ROLE clickpipes_user LOGIN REPLICATION PASSWORD 'another password'", dbname=database)
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports',
@@ -126,8 +124,6 @@ def test_each_warning_shows_once_across_both_checks(pg, database, tmp_path):
     lines = warnings_of(run)
     assert len(lines) == len(set(lines)), lines
     assert [line for line in lines if 'replication_connection (error)' in line] and [line for line in lines if 'toast_columns' in line]
-    preflight = run.result(PREFLIGHT, 'shop')
-    assert not any('replication_connection' in warning for warning in preflight.get('warnings', []))
 
 
 def test_without_a_password_the_login_is_not_checked(pg, database, tmp_path):
@@ -148,25 +144,34 @@ def test_each_phase_runs_alone_by_its_tag(pg, database, tmp_path):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_fail_on='never')})
-    verify_step = ROLE + 'Check every requirement and show what is left to do as warnings'
     before = snapshot(pg, database)
 
     read_only = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='preflight,report'))
     assert read_only.rc == 0, read_only
-    assert read_only.status(PREFLIGHT, 'shop') == 'ok' and snapshot(pg, database) == before
+    assert modules_run(read_only) == [] and snapshot(pg, database) == before
     assert json.loads((reports / 'shop.json').read_text())['ready'] is False
 
+    (reports / 'shop.json').unlink()
     verify = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='verify'))
     assert verify.rc == 0, verify
-    assert verify.status(verify_step, 'shop') == 'ok' and snapshot(pg, database) == before
-    assert not set(WRITING_TASKS.values()) & {task for task, _result in verify.host_results('shop')}
+    assert modules_run(verify) == [] and verify.result(ENGINE, 'shop')['summary']['ready'] is False
+    assert snapshot(pg, database) == before and not (reports / 'shop.json').exists()
 
     prepare = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='prepare'))
     assert prepare.rc == 0, prepare
-    assert prepare.status(PREFLIGHT, 'shop') == 'ok'
-    assert all(prepare.status(task, 'shop') == 'ok' for task in WRITING_TASKS.values()), prepare
-    assert verify_step not in {task for task, _result in prepare.host_results('shop')}
+    assert modules_run(prepare) == WRITING_MODULES
+    # No verify: the final findings are the preflight's, from before the user existed.
+    assert prepare.result(ENGINE, 'shop')['summary']['ready'] is False
     assert pg.query("SELECT count(*) FROM pg_publication_tables WHERE pubname = 'clickpipes_publication'", dbname=database) == [(1,)]
+
+
+def test_skipping_prepare_checks_once_and_writes_nothing(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports', clickpipes_fail_on='never')})
+    before = snapshot(pg, database)
+    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_SKIP_TAGS='prepare'))
+    assert run.rc == 0, run
+    assert modules_run(run) == [] and snapshot(pg, database) == before
 
 
 def test_verify_changes_nothing_and_fails_on_errors(pg, database, tmp_path):
@@ -220,6 +225,9 @@ def test_manage_settings_sets_them_and_asks_for_a_restart(make_cluster, tmp_path
     after_restart = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert after_restart.rc == 0, after_restart.stdout
     assert cluster.query('SHOW wal_level') == [('logical',)]
+    # The verify playbook never sets settings, whatever the inventory says.
+    verify = run_playbook_file('pgcdc.clickpipes.verify', inventory=inventory)
+    assert verify.rc == 0, verify.stdout
 
 
 def test_manage_settings_needs_a_superuser(pg, database, managed_admin, tmp_path):
