@@ -213,15 +213,16 @@ def server_cpu(cluster):
     return sum(int(value) for value in fields[11:15]) / os.sysconf('SC_CLK_TCK')
 
 
-def fleet(hosts, tables, workdir):
-    """Cold prepare of one source, then of ``hosts`` sources in one run (forks = hosts); databases of one cluster,
-    each with its own replication user, as separate servers would have. Then Ansible alone: as many
-    ``ansible.builtin.debug`` tasks per host as the single run ran, over one host and over ``hosts``."""
+def fleet(hosts, tables, workdir, runs):
+    """Cold prepare of one source, then of ``hosts`` sources in one run (forks = hosts), ``runs`` times each on
+    databases no run touched before; databases of one cluster, each with its own replication user, as separate servers
+    would have. Then Ansible alone: as many ``ansible.builtin.debug`` tasks per host as the single run ran, over one
+    host and over ``hosts``. Each is the run of median wall time."""
     cluster = pgcluster.start_cluster(15, settings=dict(SERVER_SETTINGS, max_connections=3 * hosts + 20), name='fleet')
     try:
         cluster.execute('CREATE ROLE app NOLOGIN')
         inventory = {}
-        for number in range(hosts + 1):
+        for number in range((hosts + 1) * runs):
             database = 'source%d' % number
             cluster.execute('CREATE DATABASE %s' % database)
             create_schema(cluster, database, 's0', 1, tables)
@@ -231,24 +232,36 @@ def fleet(hosts, tables, workdir):
                 clickpipes_user='clickpipes_user_%d' % number, clickpipes_schemas=['s0'], clickpipes_fail_on='never')
         bench = Bench(cluster, tables, workdir)
         bench.env['ANSIBLE_FORKS'] = str(hosts)
+        names = iter(sorted(inventory))
 
-        def prepare(names):
-            path = bench.write('fleet-%d.json' % len(names), dict(clickpipes_sources=dict(hosts=dict((name, inventory[name]) for name in names))))
+        def prepare(count):
+            chosen = [next(names) for _ in range(count)]
+            path = bench.write('fleet-%d.json' % count, dict(clickpipes_sources=dict(hosts=dict((name, inventory[name]) for name in chosen))))
             return bench.run_with_cpu([str(BIN / 'ansible-playbook'), '-i', path, 'pgcdc.clickpipes.prepare'])
 
-        single = prepare(['source%d' % hosts])
-        many = prepare(['source%d' % number for number in range(hosts)])
+        singles, fleets = [], []
+        for _run in range(runs):
+            singles.append(prepare(1))
+            fleets.append(prepare(hosts))
+        single, many = median_run(singles), median_run(fleets)
         tasks = single[2].count('TASK [')
         floor_playbook = bench.write('floor.json', [dict(hosts='all', connection='local', gather_facts=False, tasks=[
             {'ansible.builtin.debug': dict(msg='task %d' % number)} for number in range(tasks)])])
 
         def floor(count):
             path = bench.write('floor-%d.json' % count, dict(all=dict(hosts=dict(('host%d' % number, {}) for number in range(count)))))
-            return bench.run([str(BIN / 'ansible-playbook'), '-i', path, floor_playbook])
+            return median_run([bench.run([str(BIN / 'ansible-playbook'), '-i', path, floor_playbook]) for _run in range(runs)])
 
-        return dict(hosts=hosts, tables=tables, single=single, fleet=many, tasks=tasks, floor_single=floor(1), floor_fleet=floor(hosts))
+        return dict(hosts=hosts, tables=tables, runs=runs, single=single, fleet=many, tasks=tasks, floor_single=floor(1),
+                    floor_fleet=floor(hosts))
     finally:
         cluster.destroy()
+
+
+def median_run(results):
+    """The result of median wall time (the first failed one, if any failed)."""
+    failed = [result for result in results if result[1]]
+    return failed[0] if failed else sorted(results, key=lambda result: result[0])[len(results) // 2]
 
 
 def fleet_report(result):
@@ -256,12 +269,13 @@ def fleet_report(result):
     if single[1] or many[1]:
         return 'Fleet: failed (%s)' % failure_line(single[2] if single[1] else many[2])
     hosts, floor_single, floor_many = result['hosts'], result['floor_single'][0], result['floor_fleet'][0]
-    return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, one run each): one source %.2f s, all %d sources '
-            'in one run %.2f s, ratio %.1f (target <= 8). CPU of that run: %.1f s in ansible-playbook and its workers, '
-            '%.1f s in PostgreSQL, on %d cores. Ansible alone, %d `ansible.builtin.debug` tasks per host (as many as the '
-            'single prepare ran): one host %.2f s, %d hosts %.2f s, ratio %.1f.' % (
-                hosts, result['tables'], hosts, single[0], hosts, many[0], many[0] / single[0], many[3], many[4],
-                os.cpu_count(), result['tasks'], floor_single, hosts, floor_many, floor_many / floor_single))
+    return ('Fleet (%d databases of %d tables, forks = %d, cold `prepare`, medians of %d runs, each on databases no run '
+            'touched before): one source %.2f s, all %d sources in one run %.2f s, ratio %.1f (target <= 8). CPU of that '
+            'run: %.1f s in ansible-playbook and its workers, %.1f s in PostgreSQL, on %d cores. Ansible alone, %d '
+            '`ansible.builtin.debug` tasks per host (as many as the single prepare ran): one host %.2f s, %d hosts %.2f s, '
+            'ratio %.1f.' % (
+                hosts, result['tables'], hosts, result['runs'], single[0], hosts, many[0], many[0] / single[0], many[3],
+                many[4], os.cpu_count(), result['tasks'], floor_single, hosts, floor_many, floor_many / floor_single))
 
 
 def logged_statements(bench, action):
@@ -358,7 +372,7 @@ def main():
     if args.fleet:
         print('Fleet: %d sources of %d tables' % (args.fleet, args.fleet_tables), flush=True)
         with tempfile.TemporaryDirectory() as workdir:
-            fleet_result = fleet(args.fleet, args.fleet_tables, workdir)
+            fleet_result = fleet(args.fleet, args.fleet_tables, workdir, args.runs)
         print('  ' + fleet_report(fleet_result), flush=True)
     command = 'make bench BENCH_ARGS="--tables %s --runs %d --fleet %d --fleet-tables %d"' % (
         ' '.join(map(str, args.tables)), args.runs, args.fleet, args.fleet_tables)
