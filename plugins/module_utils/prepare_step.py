@@ -7,16 +7,21 @@ from __future__ import annotations
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import check_step, checks, grants_step, publication_step, role_step
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import (
+    check_step,
+    checks,
+    grants_step,
+    publication_step,
+    publications,
+    role_step,
+)
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import ModuleCall
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     check_duration,
     connect,
-    connection_argument_spec,
     write_argument_spec,
 )
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC
 
 PHASES = ('preflight', 'prepare', 'verify')
 # The name each writing module's statements carry in ``changes`` (and in the role's report).
@@ -36,8 +41,8 @@ def writer_args(params):
 
 
 def check_args(params):
-    names = list(connection_argument_spec()) + list(SCOPE_ARGUMENT_SPEC) + [
-        'user', 'password', 'publication', 'provider', 'skip_checks', 'max_slot_wal_keep_size_target']
+    """The check's options, from this module's: the run decides what fails, and shows its warnings once."""
+    names = set(check_step.argument_spec()) - {'fail_on', 'emit_warnings'}
     return dict(((name, params[name]) for name in names), fail_on='never', emit_warnings='none')
 
 
@@ -142,23 +147,16 @@ def run(call):
 
 
 def argument_spec():
-    spec = write_argument_spec()
-    spec.update(SCOPE_ARGUMENT_SPEC)
+    spec = check_step.argument_spec()
+    del spec['emit_warnings']
+    spec.update(write_argument_spec())
     spec.update(
-        user=dict(type='str', default='clickpipes_user'),
-        password=dict(type='raw', no_log=True),
         update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
-        publication=dict(type='str', default='clickpipes_publication'),
         publication_mode=dict(type='str', choices=['tables', 'schemas', 'all_tables'], default='tables'),
-        publication_operations=dict(type='list', elements='str', choices=['insert', 'update', 'delete', 'truncate'],
-                                    default=['insert', 'update', 'delete', 'truncate']),
+        publication_operations=dict(type='list', elements='str', choices=list(publications.OPERATIONS), default=list(publications.OPERATIONS)),
         publication_exact=dict(type='bool', default=False),
         allow_missing_replica_identity=dict(type='bool', default=False),
-        provider=dict(type='str', choices=['auto', 'generic', 'planetscale', 'neon'], default='auto'),
-        skip_checks=dict(type='list', elements='str', default=[]),
-        max_slot_wal_keep_size_target=dict(type='str', default='100GB'),
         check_only=dict(type='bool', default=False),
         phases=dict(type='list', elements='str', choices=list(PHASES), default=list(PHASES)),
-        fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
     )
     return spec
