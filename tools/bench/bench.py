@@ -235,7 +235,7 @@ def fleet(hosts, tables, workdir, runs):
         names = iter(sorted(inventory))
 
         def prepare(count):
-            chosen = [next(names) for _ in range(count)]
+            chosen = [next(names) for _number in range(count)]
             path = bench.write('fleet-%d.json' % count, dict(clickpipes_sources=dict(hosts=dict((name, inventory[name]) for name in chosen))))
             return bench.run_with_cpu([str(BIN / 'ansible-playbook'), '-i', path, 'pgcdc.clickpipes.prepare'])
 
