@@ -11,7 +11,7 @@ from ansible.plugins.action import ActionBase
 from ansible_collections.pgcdc.clickpipes.plugins.plugin_utils import report as reports
 
 ARGUMENT_SPEC = dict(
-    result=dict(type='dict', required=True),
+    result_var=dict(type='str', default='clickpipes_result'),
     report_dir=dict(type='path', default=''),
     settings_changed=dict(type='list', elements='str', default=[]),
 )
@@ -27,9 +27,12 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
-        if 'findings' not in args['result']:
-            return dict(result, skipped=True, skip_reason='No check ran, so there is nothing to report.')
-        report = reports.build(task_vars['inventory_hostname'], args['result'], args['settings_changed'])
+        # Read as registered, not templated: a result holds thousands of values, and templating them costs each host
+        # several milliseconds of CPU.
+        source = task_vars.get(args['result_var'])
+        if not isinstance(source, dict) or 'findings' not in source:
+            return dict(result, skipped=True, skip_reason='%s holds no check, so there is nothing to report.' % args['result_var'])
+        report = reports.build(task_vars['inventory_hostname'], source, args['settings_changed'])
         if args['report_dir'] and not self._task.check_mode:
             try:
                 result['files'] = reports.write(report, args['report_dir'])

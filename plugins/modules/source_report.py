@@ -15,15 +15,17 @@ description:
     C(clickpipes) (aggregated over hosts, as M(ansible.builtin.set_stats) with C(per_host=false) does), for AWX and
     C(ANSIBLE_SHOW_CUSTOM_STATS).
   - The files are outputs of the run, so writing them never counts as a change. Check mode writes no file.
-  - Skipped when the result holds no check (the run failed before one, or no check phase ran).
+  - Skipped when the variable holds no check (the run failed before one, or no check phase ran).
   - An action that runs on the controller; it connects to nothing.
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:
-  result:
+  result_var:
     description:
-      - A registered M(pgcdc.clickpipes.prepare_source) result.
-    type: dict
-    required: true
+      - The name of the variable that holds a registered M(pgcdc.clickpipes.prepare_source) result.
+      - The variable is read as it was registered, not templated, which keeps the task cheap for results that hold
+        thousands of values.
+    type: str
+    default: clickpipes_result
   report_dir:
     description:
       - Folder on the controller for the report files (made when missing). Empty writes no file.
@@ -60,7 +62,7 @@ EXAMPLES = r'''
 
 - name: Write reports/<host>.json and .md
   pgcdc.clickpipes.source_report:
-    result: "{{ source }}"
+    result_var: source
     report_dir: reports
 '''
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from playbook import run_playbook_file
-from support import HOSTILE_PASSWORD, fresh_roles, snapshot
+from playbook import run_playbook, run_playbook_file
+from support import HOSTILE_PASSWORD, fresh_roles, login, snapshot
 
 pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
 
@@ -255,3 +255,19 @@ def test_one_run_prepares_several_sources(pg, database, subscriber, tmp_path):
         assert pg.query("SELECT pubname FROM pg_publication", dbname=second_db) == [('second_pub',)]
     finally:
         pgcluster.drop_database(pg, second_db)
+
+
+def test_source_report_reads_the_variable_it_is_named_and_skips_without_a_check(pg, database, tmp_path):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    tasks = [dict(name='prepare', register='source', **{'pgcdc.clickpipes.prepare_source': dict(password='pw-1')}),
+             dict(name='report', **{'pgcdc.clickpipes.source_report': dict(result_var='source', report_dir=str(tmp_path))}),
+             dict(name='nothing to report', **{'pgcdc.clickpipes.source_report': dict(result_var='no_such_result')})]
+    run = run_playbook(tasks, module_defaults=login(pg, database))
+    assert run.rc == 0, run
+    report = run.result('report')
+    assert report['ready'] is True and report['host'] == 'localhost' and report['changes']['user']
+    written = json.loads((tmp_path / 'localhost.json').read_text())
+    assert set(written) == set(report) - {'changed', 'ansible_stats', 'files'}
+    assert all(written[key] == report[key] for key in written)
+    assert report['ansible_stats']['data']['clickpipes']['localhost']['ready'] is True
+    assert run.status('nothing to report') == 'skipped'
