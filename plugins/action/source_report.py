@@ -37,8 +37,8 @@ class ActionModule(ActionBase):
             try:
                 result['files'] = reports.write(report, args['report_dir'])
             except OSError as exc:
-                raise AnsibleActionFail('Could not write the report to %s: %s. Set clickpipes_report_dir to a folder this '
-                                        'user can write.' % (args['report_dir'], exc.strerror or exc))
+                raise AnsibleActionFail('Could not write the report to %s: %s. Set report_dir (clickpipes_report_dir in '
+                                        'the roles) to a folder this user can write.' % (args['report_dir'], exc.strerror or exc))
         result.update(report, changed=False, ansible_stats=dict(
             data=dict(clickpipes={report['host']: reports.summary(report)}), per_host=False, aggregate=True))
         return result

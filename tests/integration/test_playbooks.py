@@ -257,11 +257,13 @@ def test_one_run_prepares_several_sources(pg, database, subscriber, tmp_path):
         pgcluster.drop_database(pg, second_db)
 
 
-def test_source_report_reads_the_variable_it_is_named_and_skips_without_a_check(pg, database, tmp_path):
+def test_source_report_reads_the_variable_it_is_named_skips_without_a_check_and_says_where_it_cannot_write(pg, database, tmp_path):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     tasks = [dict(name='prepare', register='source', **{'pgcdc.clickpipes.prepare_source': dict(password='pw-1')}),
              dict(name='report', **{'pgcdc.clickpipes.source_report': dict(result_var='source', report_dir=str(tmp_path))}),
-             dict(name='nothing to report', **{'pgcdc.clickpipes.source_report': dict(result_var='no_such_result')})]
+             dict(name='nothing to report', **{'pgcdc.clickpipes.source_report': dict(result_var='no_such_result')}),
+             dict(name='unwritable', ignore_errors=True, **{'pgcdc.clickpipes.source_report': dict(
+                 result_var='source', report_dir=str(tmp_path / 'localhost.json' / 'reports'))})]
     run = run_playbook(tasks, module_defaults=login(pg, database))
     assert run.rc == 0, run
     report = run.result('report')
@@ -271,3 +273,5 @@ def test_source_report_reads_the_variable_it_is_named_and_skips_without_a_check(
     assert all(written[key] == report[key] for key in written)
     assert report['ansible_stats']['data']['clickpipes']['localhost']['ready'] is True
     assert run.status('nothing to report') == 'skipped'
+    assert run.result('unwritable')['msg'].startswith('Could not write the report to %s' % (tmp_path / 'localhost.json' / 'reports'))
+    assert 'to a folder this user can write' in run.result('unwritable')['msg']
