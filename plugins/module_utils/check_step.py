@@ -9,12 +9,12 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, fa
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
-    connect,
     connection_argument_spec,
     fetch_one,
     psycopg2,
     read_transaction,
     require_text,
+    session,
     sql_error_message,
 )
 
@@ -28,18 +28,14 @@ def size_in_bytes(cursor, size):
 
 def inspect(params, conn=None):
     """The facts and the WAL retention target in bytes, read on ``conn`` when given (left open)."""
-    own = conn is None
-    conn = connect(params) if own else conn
-    try:
-        with read_transaction(conn) as cursor:
-            target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
-        with read_transaction(conn) as cursor:
-            return gathering.gather(params, conn, cursor), target
-    except psycopg2.Error as exc:
-        raise ClickPipesError(sql_error_message(exc, 'reading the catalog')) from exc
-    finally:
-        if own:
-            conn.close()
+    with session(params, conn) as conn:
+        try:
+            with read_transaction(conn) as cursor:
+                target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
+            with read_transaction(conn) as cursor:
+                return gathering.gather(params, conn, cursor), target
+        except psycopg2.Error as exc:
+            raise ClickPipesError(sql_error_message(exc, 'reading the catalog')) from exc
 
 
 def report(params, facts, target_bytes):

@@ -234,6 +234,19 @@ def refuse_standby(cursor, params):
                               'Point login_host at the primary (writer) endpoint.' % describe_target(params))
 
 
+@contextlib.contextmanager
+def session(params, conn=None):
+    """``conn`` when given (left open: its owner closes it), else a new connection, closed on the way out."""
+    if conn is not None:
+        yield conn
+        return
+    conn = connect(params)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
 def run_writing_module(call, lock_key, converge, conn=None):
     """Run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode) and return its result, on
     ``conn`` when given (left open), else on a connection of its own.
@@ -243,24 +256,20 @@ def run_writing_module(call, lock_key, converge, conn=None):
     after a batch of this run was committed: its result would not tell).
     """
     check_duration(call.params['lock_timeout'], 'lock_timeout')
-    own = conn is None
-    conn = connect(call.params) if own else conn
-    try:
-        with read_transaction(conn) as cursor:
-            refuse_standby(cursor, call.params)
-        for attempt in range(2):
-            try:
-                return converge_once(call, conn, lock_key, converge)
-            except ClickPipesError as exc:
-                created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
-                if attempt or not created_meanwhile or exc.committed:
-                    raise
-                del call.warnings[:]
-    except psycopg2.Error as exc:
-        raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
-    finally:
-        if own:
-            conn.close()
+    with session(call.params, conn) as conn:
+        try:
+            with read_transaction(conn) as cursor:
+                refuse_standby(cursor, call.params)
+            for attempt in range(2):
+                try:
+                    return converge_once(call, conn, lock_key, converge)
+                except ClickPipesError as exc:
+                    created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
+                    if attempt or not created_meanwhile or exc.committed:
+                        raise
+                    del call.warnings[:]
+        except psycopg2.Error as exc:
+            raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
 
 
 def converge_once(call, conn, lock_key, converge):

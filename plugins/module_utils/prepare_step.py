@@ -19,7 +19,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import Modul
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     check_duration,
-    connect,
+    session,
     write_argument_spec,
 )
 
@@ -48,7 +48,7 @@ def check_args(params):
 
 def options_differ(params, preflight):
     """Whether the publication's options ask for what no check looks at."""
-    operations = (preflight['publication'].get('operations') or []) if preflight else []
+    operations = preflight['publication'].get('operations') or []
     return params['publication_exact'] or params['publication_mode'] != 'tables' or set(operations) != set(params['publication_operations'])
 
 
@@ -97,9 +97,9 @@ def blocked_message(preflight, blocked):
     return '\n'.join(lines)
 
 
-def failing_message(final, fail_on):
+def failing_message(failing, fail_on):
     lines = ['The source is not ready for ClickPipes (fail_on: %s):' % fail_on]
-    lines.extend('- %s %s: %s' % (item['status'], item['id'], item['message']) for item in checks.failing(final['findings'], fail_on))
+    lines.extend('- %s %s: %s' % (item['status'], item['id'], item['message']) for item in failing)
     lines.append('The manual steps are printed as warnings above.')
     return '\n'.join(lines)
 
@@ -124,16 +124,13 @@ def run(call):
     phases = params['phases']
     if not phases:
         return outcome(None, [], {})
-    conn = connect(params)
-    try:
+    with session(params) as conn:
         preflight = check_step.examine(checking, conn) if 'preflight' in phases else None
         blocked = checks.blocking(preflight['error_ids']) if preflight else []
         names = [] if params['check_only'] or blocked or 'prepare' not in phases else to_write(params, preflight)
         written = write(call, conn, names)
         verify = 'verify' in phases and (written or preflight is None)
         final = check_step.examine(checking, conn) if verify else preflight
-    finally:
-        conn.close()
     result = outcome(final, blocked, written)
     if final is None:
         return result
@@ -141,8 +138,9 @@ def run(call):
         call.warn(line)
     if blocked and not params['check_only']:
         raise ClickPipesError(blocked_message(preflight, blocked), **result)
-    if checks.failing(final['findings'], params['fail_on']):
-        raise ClickPipesError(failing_message(final, params['fail_on']), **result)
+    failing = checks.failing(final['findings'], params['fail_on'])
+    if failing:
+        raise ClickPipesError(failing_message(failing, params['fail_on']), **result)
     return result
 
 
