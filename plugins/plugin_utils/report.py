@@ -20,7 +20,7 @@ MARKDOWN = r'''# ClickPipes CDC source: {{ report.host }}
 {{ report.summary.ok }} ok, {{ report.summary.warning }} warning(s), {{ report.summary.error }} error(s), {{ report.summary.skipped }} skipped.
 {% if report.restart_pending %}
 
-**Restart needed** for: {{ report.restart_pending | join(', ') }} (set with ALTER SYSTEM; the server was not restarted).
+**Restart needed** for: {{ report.restart_pending | join(', ') }} (changed, waiting for a restart of the server; the role never restarts it).
 {% endif %}
 
 ## Connection details for ClickPipes
