@@ -17,7 +17,7 @@ CHECK_IDS = (
     'user_exists', 'user_login', 'user_replication', 'user_least_privilege', 'replication_connection', 'schema_usage',
     'table_select', 'default_privileges', 'row_level_security',
     'publication_exists', 'publication_tables', 'publication_scope', 'publication_operations',
-    'publication_partition_root', 'replica_identity', 'toast_columns', 'table_names',
+    'publication_partition_root', 'replica_identity', 'toast_columns', 'table_names', 'table_persistence',
     'pooler', 'ssl', 'provider',
 )
 STATUSES = ('ok', 'warning', 'error', 'skipped')
@@ -31,8 +31,7 @@ MIN_SENDER_TIMEOUT_MS = 5 * 60 * 1000
 
 # The writing module that manages what a check looks at; the other checks need a person (or the settings task).
 MANAGED_CHECKS = dict(
-    replication_user=('user_exists', 'user_login', 'user_replication', 'user_least_privilege', 'replication_connection',
-                      'row_level_security'),
+    replication_user=('user_exists', 'user_login', 'user_replication', 'replication_connection', 'row_level_security'),
     replication_grants=('schema_usage', 'table_select', 'default_privileges'),
     publication=('publication_exists', 'publication_tables', 'publication_scope', 'publication_operations',
                  'publication_partition_root'),
@@ -48,11 +47,12 @@ def ident(name):
     return '"%s"' % name.replace('"', '""')
 
 
-def finding(check_id, status, message, observed=None, expected=None, sql=None, manual=None, restart=False):
+def finding(check_id, status, message, observed=None, expected=None, sql=None, manual=None, restart=False, managed=True):
+    """One check's result; ``managed=False`` when no writing module could fix this finding of a managed check."""
     sql = list(sql or [])
     return dict(id=check_id, status=status, message=message, observed=observed, expected=expected,
                 fix=dict(sql=sql[:MAX_FIX_STATEMENTS], sql_omitted=max(0, len(sql) - MAX_FIX_STATEMENTS),
-                         manual=list(manual or []), restart=restart, module=MANAGED_BY.get(check_id)))
+                         manual=list(manual or []), restart=restart, module=MANAGED_BY.get(check_id) if managed else None))
 
 
 def per_tables(template, names):
@@ -62,10 +62,7 @@ def per_tables(template, names):
 
 def skipped(check_id, reason, managed=True):
     """A check not run; ``managed=False`` when no writing module could change that (a version, a missing input)."""
-    item = finding(check_id, 'skipped', 'Not checked: %s.' % reason, observed=reason)
-    if not managed:
-        item['fix']['module'] = None
-    return item
+    return finding(check_id, 'skipped', 'Not checked: %s.' % reason, observed=reason, managed=managed)
 
 
 def manual_step(ctx, step, current=None, target=None):
@@ -288,6 +285,13 @@ def check_user_replication(ctx):
 def check_user_least_privilege(ctx):
     if ctx.role is None:
         return user_missing(ctx, 'user_least_privilege')
+    owned = ctx.privileges['owned_tables']
+    if owned:
+        return finding('user_least_privilege', 'error', 'Role %s owns %s: the owner can write, alter and drop them. '
+                       'ClickPipes must log in as a role of its own that only reads.' % (ctx.user, shorten(owned)),
+                       'owns %s' % shorten(owned), 'LOGIN, REPLICATION and read access only', managed=False,
+                       manual=[manual_step(ctx, providers.step('Name another role in clickpipes_user (for example '
+                                                               'clickpipes_user); the owner stays as it is.', 'the inventory'))])
     excess = [name for key, name in (('superuser', 'SUPERUSER'), ('create_role', 'CREATEROLE'), ('create_db', 'CREATEDB'))
               if ctx.role[key]]
     writable = ctx.privileges['writable_tables']
@@ -363,6 +367,10 @@ def check_table_select(ctx):
 def check_default_privileges(ctx):
     if ctx.role is None:
         return user_missing(ctx, 'default_privileges')
+    if ctx.scope.explicit:
+        return finding('default_privileges', 'ok', 'The tables in scope are named one by one: tables created later are not '
+                       'in scope, so none is made readable in advance.', 'not needed (explicit table list)',
+                       'default privileges only for a schema scope')
     missing = ctx.privileges['default_privileges_missing']
     if missing:
         pairs = ['%s in %s' % (owner, schema) for owner, schema in missing]
@@ -375,12 +383,13 @@ def check_default_privileges(ctx):
 
 
 def check_row_level_security(ctx):
-    if ctx.role is None:
-        return user_missing(ctx, 'row_level_security')
-    tables = ctx.privileges['row_security_tables']
-    if tables and not (ctx.role['bypass_rls'] or ctx.role['superuser']):
-        return finding('row_level_security', 'warning', 'Row-level security on %s would hide rows from the initial load.'
-                       % shorten(tables), shorten(tables), 'BYPASSRLS when a table in scope has RLS',
+    tables = [table['qualified'] for table in ctx.scope.tables if table['row_security']]
+    role = ctx.role or dict(bypass_rls=False, superuser=False)
+    if tables and not (role['bypass_rls'] or role['superuser']):
+        return finding('row_level_security', 'error', 'Row-level security on %s can hide rows from %s: the initial load '
+                       'would silently miss them. Give the role BYPASSRLS (clickpipes_bypass_rls: true in the roles, '
+                       'bypass_rls: true in the modules), or a policy that shows it every row and skip this check.'
+                       % (shorten(tables), ctx.user), shorten(tables), 'BYPASSRLS when a table in scope has RLS',
                        sql=['ALTER ROLE %s WITH BYPASSRLS' % ident(ctx.user)])
     return finding('row_level_security', 'ok', 'Row-level security hides no row from %s.' % ctx.user,
                    '%d table(s) with RLS' % len(tables), 'BYPASSRLS when a table in scope has RLS')
@@ -400,7 +409,7 @@ def check_publication_tables(ctx):
     if problems or not ctx.scope.tables:
         text = '; '.join(problems) or 'no table in scope (schemas %s)' % ', '.join(ctx.scope.schemas)
         return finding('publication_tables', 'error', 'The replication scope does not match the database: %s.' % text, text,
-                       'every table in scope exists')
+                       'every table in scope exists', managed=False)
     if ctx.publication is None:
         return skipped('publication_tables', 'publication %s does not exist' % ctx.publication_name)
     missing = ctx.facts['unpublished']
@@ -491,6 +500,20 @@ def check_table_names(ctx):
     return finding('table_names', 'ok', 'No schema or table name in scope contains a dot.', 'none', 'no dot in names')
 
 
+def check_table_persistence(ctx):
+    named = ctx.scope.persistence_problems()
+    if named:
+        return finding('table_persistence', 'error', 'PostgreSQL cannot publish %s: logical replication only sees tables '
+                       'written to the WAL.' % shorten(named), shorten(named), 'permanent (logged) tables',
+                       sql=['ALTER TABLE %s SET LOGGED' % table['qualified'] for table in ctx.scope.unpublishable])
+    left_out = [table['qualified'] for table in ctx.scope.left_out]
+    if left_out:
+        return finding('table_persistence', 'warning', 'UNLOGGED table(s) %s are left out of the scope: PostgreSQL cannot '
+                       'publish them, so ClickPipes will not see them.' % shorten(left_out), shorten(left_out),
+                       'permanent (logged) tables', sql=['ALTER TABLE %s SET LOGGED' % name for name in left_out])
+    return finding('table_persistence', 'ok', 'Every table in scope is written to the WAL.', 'permanent', 'permanent (logged) tables')
+
+
 # Connection -----------------------------------------------------------------------------------------------------------
 
 def check_pooler(ctx):
@@ -555,15 +578,6 @@ def summarize(findings):
         counts[item['status']] += 1
     counts['ready'] = counts['error'] == 0
     return counts
-
-
-# Problems no SQL can fix: nothing is written while the preflight finds one of them.
-BLOCKING_CHECKS = ('server_version', 'primary', 'wal_level', 'pooler')
-
-
-def blocking(ids):
-    """The ids among ``ids`` that block every write, in the order of the checks."""
-    return [name for name in ids if name in BLOCKING_CHECKS]
 
 
 def error_ids(findings):

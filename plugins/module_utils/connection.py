@@ -30,6 +30,7 @@ class ClickPipesError(Exception):
     ``committed`` tells that a batch of the failed run had been committed before it."""
 
     committed = False
+    committed_queries = ()
 
     def __init__(self, message, **result):
         super().__init__(message)
@@ -249,33 +250,46 @@ def session(params, conn=None):
 
 def run_writing_module(call, lock_key, converge, conn=None):
     """Run ``converge(call, conn, cursor)`` in one transaction (read-only in check mode) and return its result, on
-    ``conn`` when given (left open), else on a connection of its own.
+    ``conn`` when given (left open), else on a connection of its own."""
+    return run_writing_steps(call.params, call.check_mode, [lock_key], lambda conn, cursor: converge(call, conn, cursor),
+                             conn, on_retry=call.warnings.clear)
+
+
+def run_writing_steps(params, check_mode, lock_keys, converge, conn=None, on_retry=None):
+    """Run ``converge(conn, cursor)`` in one transaction serialised on ``lock_keys`` (read-only in check mode).
 
     Advisory locks only serialise runs within one database, but roles belong to the whole server: a run on another
     database can create the same role first. Then the plan is made again from what that run committed, once (never
-    after a batch of this run was committed: its result would not tell).
+    after a batch of this run was committed: its result would not tell), after ``on_retry()``.
     """
-    check_duration(call.params['lock_timeout'], 'lock_timeout')
-    with session(call.params, conn) as conn:
+    check_duration(params['lock_timeout'], 'lock_timeout')
+    with session(params, conn) as conn:
         try:
             with read_transaction(conn) as cursor:
-                refuse_standby(cursor, call.params)
+                refuse_standby(cursor, params)
             for attempt in range(2):
                 try:
-                    return converge_once(call, conn, lock_key, converge)
+                    with steps_transaction(conn, lock_keys, params['lock_timeout'], check_mode) as cursor:
+                        return converge(conn, cursor)
                 except ClickPipesError as exc:
                     created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
                     if attempt or not created_meanwhile or exc.committed:
                         raise
-                    del call.warnings[:]
+                    if on_retry:
+                        on_retry()
         except psycopg2.Error as exc:
             raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
 
 
-def converge_once(call, conn, lock_key, converge):
-    if call.check_mode:
-        transaction = read_transaction(conn)
-    else:
-        transaction = write_transaction(conn, lock_key, call.params['lock_timeout'])
-    with transaction as cursor:
-        return converge(call, conn, cursor)
+@contextlib.contextmanager
+def steps_transaction(conn, lock_keys, lock_timeout, check_mode):
+    """A read-only transaction in check mode, else a write transaction holding every advisory lock of ``lock_keys``
+    (taken in that order: every caller names them in the same order)."""
+    if check_mode:
+        with read_transaction(conn) as cursor:
+            yield cursor
+        return
+    with write_transaction(conn, lock_keys[0], lock_timeout) as cursor:
+        for key in lock_keys[1:]:
+            lock_transaction(cursor, key, lock_timeout)
+        yield cursor

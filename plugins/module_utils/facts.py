@@ -176,7 +176,8 @@ def gather(params, conn, cursor):
     facts['scope'] = scope
     facts['partitioned'] = [t['qualified'] for t in scope.tables if t['kind'] == 'p']
     published = set(r['oid'] for r in relations)
-    checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published]
+    # Partitioned tables below the top have no identity that matters to anyone: rows live in the leaves.
+    checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published and t['kind'] != 'p']
     problems = [(t['qualified'], scopes.identity_problem(t)) for t in checked]
     facts['identity_problems'] = [(name, problem) for name, problem in problems if problem]
     facts['toast'] = [row['qualified'] for row in fetch_dicts(cursor, TOAST_TABLES, dict(oids=oid_array(t['oid'] for t in relations)))]
@@ -189,7 +190,8 @@ def gather(params, conn, cursor):
     role = roles.read_role(cursor, params['user'])
     facts['user'] = role
     if role is not None:
-        facts['privileges'] = user_privileges(cursor, params['user'], scope, relations, server['current_role'])
+        readable = scopes.readable_relations(cursor, scope, major)
+        facts['privileges'] = user_privileges(cursor, params['user'], scope, readable, server['current_role'])
     # A role that does not exist cannot log in: no probe (a failed SCRAM login costs both sides a connection).
     if params['password'] and role is not None:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
@@ -201,7 +203,7 @@ def gather(params, conn, cursor):
 def user_privileges(cursor, user, scope, relations, admin):
     """What the user can read and write; the default privileges are the pairs replication_grants sets."""
     tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
-    pairs = grants.default_privilege_pairs(relations, scope.schemas, admin, user)
+    pairs = grants.default_privilege_pairs(scope, admin, user)
     default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
         user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))
     return dict(
@@ -209,5 +211,5 @@ def user_privileges(cursor, user, scope, relations, admin):
         tables_without_select=[t['qualified'] for t in tables if not t['can_select']],
         writable_tables=[t['qualified'] for t in tables if t['can_write']],
         default_privileges_missing=[(row['owner'], row['schema']) for row in default_acl if not row['granted']],
-        row_security_tables=[t['qualified'] for t in scope.tables if t['row_security']],
+        owned_tables=[t['qualified'] for t in relations if t['owner'] == user],
     )

@@ -52,21 +52,24 @@ def shorten(names):
     return shown + (' and %d more' % (len(names) - SHOWN_NAMES) if len(names) > SHOWN_NAMES else '')
 
 
-def default_privilege_pairs(tables, schemas, admin, user):
-    """(owner, schema) pairs whose future tables the user must be able to read: table owners and the admin."""
-    pairs = set((table['owner'], table['schema']) for table in tables)
-    pairs.update((admin, schema) for schema in schemas)
+def default_privilege_pairs(scope, admin, user):
+    """(owner, schema) pairs whose future tables the user must be able to read: the table owners and the admin, in each
+    schema of a schema scope. Tables named one by one are the whole scope: tables created later stay unreadable."""
+    if scope.explicit:
+        return []
+    pairs = set((table['owner'], table['schema']) for table in scope.tables)
+    pairs.update((admin, schema) for schema in scope.schemas)
     return sorted(pair for pair in pairs if pair[0] != user)
 
 
-def read_state(cursor, user, user_exists, scope, admin, server_major, with_default_privileges):
-    """What is missing, as lists. A role that does not exist yet (check mode) has what PUBLIC has."""
+def read_state(cursor, user, user_exists, scope, relations, pairs, server_major):
+    """What is missing, as lists, for the schemas of ``scope``, the ``relations`` to read and the default privilege
+    ``pairs``. A role that does not exist yet (check mode) has what PUBLIC has."""
     subject = user if user_exists else 'public'
-    pairs = default_privilege_pairs(scope.tables, scope.schemas, admin, user) if with_default_privileges else []
     membership = 'USAGE' if server_major >= 16 else 'MEMBER'
     return dict(
         schemas=[row['schema'] for row in fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=subject))],
-        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=oid_array(scope.oids))),
+        tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=oid_array(relation['oid'] for relation in relations))),
         default_privileges=fetch_dicts(cursor, DEFAULT_PRIVILEGES, dict(
             user=user, membership=membership, owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs])),
     )

@@ -31,9 +31,10 @@ def converge(call, conn, cursor):
     scope = scopes.resolve(cursor, params['schemas'], params['tables'])
     scope.require_sound()
     major = server_major(conn)
-    relations = scopes.Scope(scopes.published_relations(cursor, scope, major), scope.schemas)
+    relations = scopes.readable_relations(cursor, scope, major)
     admin = current_role(cursor)
-    state = grants.read_state(cursor, params['user'], user_exists, relations, admin, major, params['default_privileges'])
+    pairs = grants.default_privilege_pairs(scope, admin, params['user']) if params['default_privileges'] else []
+    state = grants.read_state(cursor, params['user'], user_exists, scope, relations, pairs, major)
     schemas, tables, owners = grants.missing(state)
     grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)
     plan = grants.plan_grants(params['user'], schemas, tables, owners)
@@ -44,7 +45,7 @@ def converge(call, conn, cursor):
     for pair in state['default_privileges']:
         owners_all.setdefault(pair['owner'], []).append(pair['schema'])
     result = dict(changed=bool(plan), queries=queries, grants=dict(
-        schemas=relations.schemas, tables=[table['qualified'] for table in relations.tables],
+        schemas=scope.schemas, tables=[table['qualified'] for table in relations],
         default_privileges=[dict(owner=owner, schemas=owners_all[owner]) for owner in sorted(owners_all)]))
     if call.diff:
         result['diff'] = dict(before=summary(schemas, tables, owners), after=summary([], [], {}))
@@ -61,5 +62,9 @@ def argument_spec():
     return spec
 
 
+def lock_key(params):
+    return 'grants:' + params['user']
+
+
 def run(call, conn=None):
-    return run_writing_module(call, 'grants:' + call.params['user'], converge, conn)
+    return run_writing_module(call, lock_key(call.params), converge, conn)

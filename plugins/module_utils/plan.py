@@ -72,20 +72,27 @@ class Plan:
         return [step.display if step.display is not None else self.text(step, conn) for step in self.statements()]
 
     def apply(self, cursor, begin_again=None):
-        """Execute in order; at a commit point, commit and let ``begin_again(cursor)`` open the next transaction."""
-        committed = False
+        """Execute in order; at a commit point, commit and let ``begin_again(cursor)`` open the next transaction.
+
+        A failure says whether, and which of, this plan's statements were committed before it (``committed``,
+        ``committed_queries``)."""
+        committed, pending = [], []
         for step in self._steps:
             if step is COMMIT:
                 cursor.connection.commit()
-                committed = True
+                committed.extend(pending)
+                pending = []
                 begin_again(cursor)
                 continue
             try:
                 cursor.execute(self.text(step, cursor.connection))
             except Exception as exc:  # pylint: disable=broad-except
-                error = ClickPipesError(failure_message(cursor, step, exc, committed))
-                error.committed = committed
+                error = ClickPipesError(failure_message(cursor, step, exc, bool(committed)))
+                error.committed = bool(committed)
+                error.committed_queries = [done.display if done.display is not None else self.text(done, cursor.connection)
+                                           for done in committed]
                 raise error from exc
+            pending.append(step)
 
 
 def failure_message(cursor, step, exc, committed=False):

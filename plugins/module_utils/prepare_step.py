@@ -19,6 +19,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import Modul
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     check_duration,
+    run_writing_steps,
     session,
     write_argument_spec,
 )
@@ -49,44 +50,100 @@ def check_args(params):
 def options_differ(params, preflight):
     """Whether the publication's options ask for what no check looks at."""
     operations = preflight['publication'].get('operations') or []
-    return params['publication_exact'] or params['publication_mode'] != 'tables' or set(operations) != set(params['publication_operations'])
+    wanted = params['publication_operations']
+    return (params['publication_exact'] or params['publication_mode'] != 'tables'
+            or (wanted is not None and set(operations) != set(wanted)))
 
 
 def to_write(params, preflight):
     """The writing modules to start: those the preflight found something for (all of them without a preflight)."""
     if preflight is None:
         return [name for name, _module, _key in WRITERS]
-    pending = set(preflight['pending_modules'])
+    pending = set(item['fix']['module'] for item in preflight['findings'] if item['status'] != 'ok' and fixed_by_run(item, params))
     if options_differ(params, preflight):
         pending.add('publication')
     return [name for name, _module, _key in WRITERS if name in pending]
 
 
+def replication_login_fixed(item, params):
+    """A failed replication login is fixed by the run when the role lacked an attribute the run gives it, or its
+    password is rotated."""
+    observed = item['observed'] or ''
+    if 'password authentication failed' in observed:
+        return params['update_password'] == 'always'
+    return any(phrase in observed for phrase in ('REPLICATION attribute', 'replication role', 'not permitted to log in'))
+
+
+# Findings a writing module fixes only with an option the user chose; it fixes any other finding it manages.
+FIXED_WITH_OPTION = dict(
+    row_level_security=lambda item, params: bool(params.get('bypass_rls')),
+    publication_operations=lambda item, params: {'insert', 'update'} <= set(params['publication_operations'] or ()),
+    publication_scope=lambda item, params: params['publication_exact'],
+    replication_connection=replication_login_fixed,
+)
+
+
+def fixed_by_run(item, params):
+    """Whether the writing modules of this run fix a finding that is not ok."""
+    if item['fix']['module'] is None:
+        return False
+    condition = FIXED_WITH_OPTION.get(item['id'])
+    return condition is None or condition(item, params)
+
+
+def unfixable(preflight, params):
+    """The preflight's errors this run cannot fix: while there is one, nothing is written."""
+    return [item['id'] for item in preflight['findings'] if item['status'] == 'error' and not fixed_by_run(item, params)]
+
+
 def write(call, conn, names):
-    """Run the writing modules ``names`` on ``conn``: their results by name, their warnings passed on."""
+    """Run the writing modules ``names`` on ``conn`` in one transaction (read-only in check mode), so that a refusal or
+    a failure anywhere applies nothing. Only a publication that adds more tables than one transaction can lock commits
+    its batches one by one (see publications.TABLES_PER_TRANSACTION)."""
+    if not names:
+        return {}
     args = writer_args(call.params)
     shared = dict((name, call.params[name]) for name in write_argument_spec())
-    results = {}
+    steps = []
     for name, module, _key in WRITERS:
-        if name not in names:
-            continue
-        validated = ArgumentSpecValidator(module.argument_spec()).validate(dict(shared, **args[name]))
-        sub_call = ModuleCall(validated.validated_parameters, call.check_mode, call.diff)
-        try:
-            results[name] = module.run(sub_call, conn)
-        except ClickPipesError as exc:
-            # The steps before this one committed: the failure says so.
-            exc.result.update(outcome(None, [], results), modules_run=list(results) + [name])
-            raise
-        finally:
+        if name in names:
+            validated = ArgumentSpecValidator(module.argument_spec()).validate(dict(shared, **args[name]))
+            steps.append((name, module, ModuleCall(validated.validated_parameters, call.check_mode, call.diff)))
+    results = {}
+
+    def converge(conn, cursor):
+        results.clear()
+        for name, module, sub_call in steps:
+            del sub_call.warnings[:]
+            results[name] = module.converge(sub_call, conn, cursor)
+        return dict(results)
+
+    try:
+        return run_writing_steps(call.params, call.check_mode, [module.lock_key(sub_call.params) for _name, module, sub_call in steps],
+                                 converge, conn)
+    except ClickPipesError as exc:
+        exc.result.update(failed_steps(exc, results, steps))
+        raise
+    finally:
+        for _name, _module, sub_call in steps:
             for message in sub_call.warnings:
                 call.warn(message)
-    return results
+
+
+def failed_steps(exc, results, steps):
+    """What a failed write leaves: nothing, or (when a publication batch was committed) the steps before it and the
+    publication's committed batches."""
+    committed = dict(results) if exc.committed else {}
+    if exc.committed:
+        committed['publication'] = dict(changed=True, queries=list(exc.committed_queries))
+    failed = next((name for name, _module, _call in steps if name not in results), None)
+    return dict(outcome(None, [], committed), modules_run=[name for name, _module, _call in steps if name in results] + [failed],
+                failed_module=failed)
 
 
 def blocked_message(preflight, blocked):
     findings = [item for item in preflight['findings'] if item['id'] in blocked]
-    lines = ['This source cannot be a ClickPipes CDC source until this is fixed by hand; nothing was changed.']
+    lines = ['This source cannot be a ClickPipes CDC source until this is fixed; nothing was changed.']
     waiting = preflight['server'].get('pending_restart') or []
     if waiting:
         lines.append('Set, waiting for a restart: %s. Restart PostgreSQL (the role never does), then re-run.' % ', '.join(waiting))
@@ -116,6 +173,17 @@ def outcome(final, blocked, written):
     return result
 
 
+def predict(result, params, written):
+    """Check mode: mark the findings the planned statements fix (``fix.planned``); ``summary.ready`` then says whether
+    the run would leave the source ready."""
+    planning = set(name for name, item in written.items() if item['changed'])
+    for item in result['findings']:
+        if item['status'] in ('warning', 'error') and item['fix']['module'] in planning and fixed_by_run(item, params):
+            item['fix']['planned'] = True
+    remaining = [item for item in result['findings'] if item['status'] == 'error' and not item['fix'].get('planned')]
+    result['summary'] = dict(result['summary'], ready=not remaining)
+
+
 def run(call):
     params = call.params
     checking = check_args(params)
@@ -126,19 +194,27 @@ def run(call):
         return outcome(None, [], {})
     with session(params) as conn:
         preflight = check_step.examine(checking, conn) if 'preflight' in phases else None
-        blocked = checks.blocking(preflight['error_ids']) if preflight else []
+        blocked = unfixable(preflight, params) if preflight else []
         names = [] if params['check_only'] or blocked or 'prepare' not in phases else to_write(params, preflight)
-        written = write(call, conn, names)
-        verify = 'verify' in phases and (written or preflight is None)
+        try:
+            written = write(call, conn, names)
+        except ClickPipesError as exc:
+            if preflight is not None:
+                exc.result = dict(preflight, **exc.result)
+            raise
+        changed = any(item['changed'] for item in written.values())
+        verify = 'verify' in phases and (preflight is None or (changed and not call.check_mode))
         final = check_step.examine(checking, conn) if verify else preflight
     result = outcome(final, blocked, written)
     if final is None:
         return result
+    if call.check_mode:
+        predict(result, params, written)
     for line in checks.warning_lines(final['findings'], final['provider'], final['clickpipes_connection']['user']):
         call.warn(line)
     if blocked and not params['check_only']:
         raise ClickPipesError(blocked_message(preflight, blocked), **result)
-    failing = checks.failing(final['findings'], params['fail_on'])
+    failing = [item for item in checks.failing(final['findings'], params['fail_on']) if not item['fix'].get('planned')]
     if failing:
         raise ClickPipesError(failing_message(failing, params['fail_on']), **result)
     return result
@@ -151,7 +227,7 @@ def argument_spec():
     spec.update(
         update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
         publication_mode=dict(type='str', choices=['tables', 'schemas', 'all_tables'], default='tables'),
-        publication_operations=dict(type='list', elements='str', choices=list(publications.OPERATIONS), default=list(publications.OPERATIONS)),
+        publication_operations=dict(type='list', elements='str', choices=list(publications.OPERATIONS)),
         publication_exact=dict(type='bool', default=False),
         allow_missing_replica_identity=dict(type='bool', default=False),
         check_only=dict(type='bool', default=False),

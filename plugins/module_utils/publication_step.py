@@ -32,7 +32,7 @@ def validate(params, major):
                               'Use mode: tables.' % major)
     if params['publish_via_partition_root'] and major < 13:
         raise ClickPipesError('publish_via_partition_root needs PostgreSQL 13 or later; this server is %d.' % major)
-    if not {'insert', 'update'} <= set(params['operations']):
+    if params['operations'] is not None and not {'insert', 'update'} <= set(params['operations']):
         raise ClickPipesError('ClickPipes needs insert and update in operations (got %s).' % ', '.join(params['operations']))
 
 
@@ -52,6 +52,12 @@ def scope_relations(cursor, params, major):
     return relations, any(t['kind'] == 'p' for t in relations)
 
 
+FUTURE_TABLES_WARNING = (
+    'Publication %(name)s publishes UPDATE and DELETE of every table created later %(what)s: from the moment such a '
+    'table exists without a primary key (or another replica identity), PostgreSQL rejects the application\'s UPDATE '
+    'and DELETE on it. Give every new table a primary key, or use mode: tables.')
+
+
 class Converger:
     """Decides, from the current state, the statements that make the publication what the user asked for."""
 
@@ -62,34 +68,56 @@ class Converger:
         self.admin = current_role(cursor)
         self.plan = Plan()
         self.exposed = []
+        self.warnings = []
 
     def run(self, publication):
         params = self.params
         validate(params, self.major)
-        operations = [op for op in pubs.OPERATIONS if op in params['operations']]
+        operations = self.operations(publication)
         relations, partitioned = scope_relations(self.cursor, params, self.major)
         via_root = params['publish_via_partition_root']
-        if via_root is None and partitioned and self.major >= 13:
+        fresh = publication is None or (params['exact'] and publication['all_tables'] != (params['mode'] == 'all_tables'))
+        if via_root is None and fresh and partitioned and self.major >= 13:
             via_root = True
-        recreate = publication is not None and publication['all_tables'] != (params['mode'] == 'all_tables')
-        if recreate and not params['exact']:
-            raise ClickPipesError(
-                'Publication %s is %s; making it %s means dropping and recreating it. Set exact: true to do that (in one '
-                'transaction), or use another publication name.' % (
-                    params['name'], 'FOR ALL TABLES' if publication['all_tables'] else 'a list of tables or schemas',
-                    'FOR ALL TABLES' if params['mode'] == 'all_tables' else 'a list of tables or schemas'))
-        if publication is None or recreate:
+        if publication is not None and publication['all_tables'] != (params['mode'] == 'all_tables') and not params['exact']:
+            self.refuse_or_keep(publication)
+        if fresh:
             self.create(publication, relations, operations, via_root)
         else:
             pubs.refuse_unless_owner(publication, self.admin)
-            self.extend(publication, relations)
+            if not publication['all_tables']:
+                self.extend(publication, relations)
             self.set_options(publication, operations, via_root)
         publishes_changes = bool({'update', 'delete'} & set(operations))
-        had_changes = publication is not None and not recreate and bool({'update', 'delete'} & set(publication['operations']))
+        had_changes = not fresh and bool({'update', 'delete'} & set(publication['operations']))
+        if publishes_changes and params['mode'] != 'tables':
+            self.warnings.append(FUTURE_TABLES_WARNING % dict(name=params['name'], what='in schema(s) %s' % ', '.join(
+                params['schemas']) if params['mode'] == 'schemas' else 'in the database'))
         if publishes_changes and not params['allow_missing_replica_identity']:
-            exposed = self.exposed if had_changes else self.published_after(publication, relations, recreate)
+            exposed = self.exposed if had_changes else self.published_after(publication, relations, fresh)
             pubs.refuse_missing_identity(self.cursor, exposed, params['name'])
-        return self.predict(publication, relations, operations, via_root, recreate)
+        return self.predict(publication, relations, operations, via_root, fresh)
+
+    def operations(self, publication):
+        """The operations asked for; unset, those of the existing publication (a running ClickPipe relies on them), or
+        all of them for a new one."""
+        wanted = self.params['operations']
+        if wanted is None:
+            wanted = publication['operations'] if publication is not None else pubs.OPERATIONS
+        return [op for op in pubs.OPERATIONS if op in wanted]
+
+    def refuse_or_keep(self, publication):
+        """An existing FOR ALL TABLES publication already covers any scope: kept as it is. A list cannot become FOR ALL
+        TABLES without a drop, which a running ClickPipe would not survive."""
+        params = self.params
+        if publication['all_tables']:
+            self.warnings.append('Publication %s is FOR ALL TABLES: it already publishes the tables in scope and is kept '
+                                 'as it is. Set exact: true to replace it by a list of tables or schemas (drop and '
+                                 'create in one transaction; a running ClickPipe must then be resynced).' % params['name'])
+            return
+        raise ClickPipesError(
+            'Publication %s publishes a list of tables or schemas; making it FOR ALL TABLES means dropping and recreating '
+            'it. Set exact: true to do that (in one transaction), or use another publication name.' % params['name'])
 
     def create(self, publication, relations, operations, via_root):
         params = self.params
@@ -127,6 +155,7 @@ class Converger:
                            'adding schema(s) %s to publication %s' % (', '.join(missing), name), hint=pubs.SUPERUSER_ONLY_HINT)
 
     def set_options(self, publication, operations, via_root):
+        """Only the options asked for explicitly: what an existing publication sends is what a running ClickPipe gets."""
         changes = publication['operations'] != operations
         changes = changes or (via_root is not None and self.major >= 13 and publication['via_root'] != via_root)
         if changes:
@@ -134,25 +163,27 @@ class Converger:
                        sql.SQL('SET ({})').format(pubs.with_options(operations, via_root, self.major)),
                        'setting the options of publication %s' % self.params['name'])
 
-    def published_after(self, publication, relations, recreate):
+    def published_after(self, publication, relations, fresh):
         """Every relation the publication will publish after the run (operations were widened or it is new)."""
-        if publication is None or recreate or self.params['exact'] or self.params['mode'] == 'all_tables':
+        if fresh or self.params['exact'] or self.params['mode'] == 'all_tables':
             return relations
         members = scopes.table_facts(self.cursor, [m['oid'] for m in publication['members']])
-        if publication['schemas']:
+        if publication['all_tables']:
+            members = pubs.tables_in(self.cursor)
+        elif publication['schemas']:
             members += pubs.tables_in(self.cursor, publication['schemas'])
         seen = set(r['oid'] for r in relations)
         return list(relations) + [m for m in members if m['oid'] not in seen]
 
-    def predict(self, publication, relations, operations, via_root, recreate):
+    def predict(self, publication, relations, operations, via_root, fresh):
         params = self.params
-        fresh = publication is None or recreate
+        kept_all_tables = not fresh and publication['all_tables']
         state = dict(exists=True, name=params['name'], owner=self.admin if fresh else publication['owner'],
-                     all_tables=params['mode'] == 'all_tables', operations=operations)
+                     all_tables=params['mode'] == 'all_tables' or kept_all_tables, operations=operations)
         state['publish_via_partition_root'] = bool(via_root) if via_root is not None or fresh else publication['via_root']
         if self.major < 13:
             state['publish_via_partition_root'] = False
-        if params['mode'] == 'all_tables':
+        if state['all_tables']:
             state.update(schemas=[], tables=[])
         elif fresh or params['exact']:
             state.update(schemas=list(params['schemas']) if params['mode'] == 'schemas' else [],
@@ -179,6 +210,8 @@ def converge(call, conn, cursor):
         converger = Converger(params, conn, cursor)
         predicted = converger.run(publication)
         plan = converger.plan
+        for message in converger.warnings:
+            call.warn(message)
         if call.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
             call.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
     queries = plan.queries(conn)
@@ -202,7 +235,7 @@ def argument_spec():
     spec.update(
         name=dict(type='str', required=True),
         mode=dict(type='str', choices=['tables', 'schemas', 'all_tables'], default='tables'),
-        operations=dict(type='list', elements='str', choices=list(pubs.OPERATIONS), default=list(pubs.OPERATIONS)),
+        operations=dict(type='list', elements='str', choices=list(pubs.OPERATIONS)),
         publish_via_partition_root=dict(type='bool'),
         exact=dict(type='bool', default=False),
         allow_missing_replica_identity=dict(type='bool', default=False),

@@ -40,22 +40,26 @@ SELECT n.nspname AS name FROM pg_publication_namespace pn JOIN pg_namespace n ON
 MEMBER_COUNT = "SELECT count(*)::int AS count FROM pg_publication_rel WHERE prpubid = %(pub)s"
 
 # A relation is covered when it, or a partitioned table above it, is a member, or (PostgreSQL 15+) the schema of
-# one of those is. Most relations are published directly: that test comes first, ancestors (partitions) and schemas after it. NOT IN
-# (a hashed subplan) rather than NOT EXISTS: right after a large CREATE PUBLICATION the statistics still say
-# pg_publication_rel is empty, and the anti join the planner then picks is quadratic in the number of tables.
+# one of those is. Most relations are published directly: that test comes first, then their own schema, ancestors
+# (partitions) last. NOT IN (a hashed subplan) rather than NOT EXISTS: right after a large CREATE PUBLICATION the
+# statistics still say pg_publication_rel is empty, and the anti join the planner then picks is quadratic in the
+# number of tables. pg_partition_ancestors lists nothing for a table that is not a partition.
 UNCOVERED = """
 SELECT r.oid FROM unnest(%(oids)s::oid[]) AS r(oid)
  WHERE r.oid NOT IN (SELECT pr.prrelid FROM pg_publication_rel pr WHERE pr.prpubid = %(pub)s)
+   {own_schema}
    AND NOT EXISTS (
        SELECT 1 FROM pg_partition_ancestors(r.oid) AS up JOIN pg_class c ON c.oid = up.relid
         WHERE EXISTS (SELECT 1 FROM pg_publication_rel pr WHERE pr.prpubid = %(pub)s AND pr.prrelid = up.relid)
               {schema_member})
 """
+OWN_SCHEMA = """AND (SELECT c.relnamespace FROM pg_class c WHERE c.oid = r.oid) NOT IN (
+       SELECT pn.pnnspid FROM pg_publication_namespace pn WHERE pn.pnpubid = %(pub)s)"""
 SCHEMA_MEMBER = 'OR EXISTS (SELECT 1 FROM pg_publication_namespace pn WHERE pn.pnpubid = %(pub)s AND pn.pnnspid = c.relnamespace)'
 
 ALL_TABLES_IN = """
 SELECT c.oid FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+ WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence = 'p'
    AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%%'
    AND (%(schemas)s::text[] IS NULL OR n.nspname = ANY(%(schemas)s::text[]))
 """
@@ -113,7 +117,8 @@ def uncovered(cursor, publication, relations, server_major):
         return list(relations)
     if publication['all_tables']:
         return []
-    query = UNCOVERED.format(schema_member=SCHEMA_MEMBER if server_major >= 15 else '')
+    schemas = server_major >= 15
+    query = UNCOVERED.format(own_schema=OWN_SCHEMA if schemas else '', schema_member=SCHEMA_MEMBER if schemas else '')
     missing = set(row['oid'] for row in fetch_dicts(cursor, query, dict(oids=oid_array(r['oid'] for r in relations), pub=publication['oid'])))
     return [relation for relation in relations if relation['oid'] in missing]
 
@@ -124,11 +129,12 @@ def tables_in(cursor, schemas=None):
 
 
 def refuse_missing_identity(cursor, relations, publication_name):
-    """Fail, naming every table, when publishing UPDATE/DELETE would make the application's writes fail."""
+    """Fail, naming every table, when publishing UPDATE/DELETE would make the application's writes fail. PostgreSQL
+    checks the partition a row is in, never a partitioned table itself."""
     checked = list(relations) + partitions(cursor, relations)
     broken = []
     for table in checked:
-        problem = identity_problem(table)
+        problem = identity_problem(table) if table['kind'] != 'p' else None
         if problem:
             broken.append('%s (%s)' % (table['qualified'], problem))
     if broken:

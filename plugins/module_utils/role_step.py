@@ -40,6 +40,8 @@ def converge(call, conn, cursor):
         raise ClickPipesError('%s is the admin login itself. Give ClickPipes a role of its own (for example clickpipes_user): '
                               'it should only read.' % params['name'])
     role = roles.read_role(cursor, params['name'])
+    if params['state'] == 'present':
+        roles.refuse_table_owner(cursor, role)
     if params['state'] == 'absent':
         plan = roles.plan_absent(cursor, role, params['force'])
     else:
@@ -74,5 +76,9 @@ def argument_spec():
     return spec
 
 
+def lock_key(params):
+    return 'role:' + params['name']
+
+
 def run(call, conn=None):
-    return run_writing_module(call, 'role:' + call.params['name'], converge, conn)
+    return run_writing_module(call, lock_key(call.params), converge, conn)

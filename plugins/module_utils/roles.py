@@ -27,6 +27,12 @@ SELECT oid, rolname AS name, rolcanlogin AS login, rolreplication AS replication
   FROM pg_roles WHERE rolname = %(name)s
 """
 
+OWNED_TABLES = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE c.relowner = %(oid)s AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 5
+"""
+
 WAL_SENDERS = """
 SELECT pid FROM pg_stat_activity WHERE usename = %(name)s AND backend_type = 'walsender' ORDER BY pid
 """
@@ -125,3 +131,12 @@ def plan_absent(cursor, role, force):
     plan.add(sql.SQL('DROP ROLE {}').format(sql.Identifier(role['name'])), 'dropping role %s' % role['name'],
              privilege_hint='Dropping a role needs CREATEROLE (and, on PostgreSQL 16 and later, ADMIN OPTION on it).')
     return plan
+
+
+def refuse_table_owner(cursor, role):
+    """ClickPipes must only read: the owner of the application's tables can write, alter and drop them."""
+    owned = [row['qualified'] for row in fetch_dicts(cursor, OWNED_TABLES, dict(oid=role['oid']))] if role else []
+    if owned:
+        raise ClickPipesError('%s owns tables of this database (%s): making it the LOGIN REPLICATION role ClickPipes uses '
+                              'would give ClickPipes the right to change them. Give ClickPipes a role of its own (for example '
+                              'clickpipes_user). Nothing was applied.' % (role['name'], ', '.join(owned)))

@@ -73,6 +73,7 @@ SELECT c.oid,
        c.relname AS name,
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
        c.relkind AS kind,
+       c.relpersistence AS persistence,
        c.relispartition AS is_partition,
        pg_get_userbyid(c.relowner) AS owner,
        c.relreplident AS identity,
@@ -99,10 +100,12 @@ SELECT w.ord, w.schema_name, w.table_name,
  ORDER BY w.ord
 """
 
-# The tables a schema scope covers: partitions come with their parent, extension tables are not the application's.
-# Extension members are found from the extension side (an index scan), not by scanning all of pg_depend.
+# The tables a schema scope covers: partitions come with their parent, extension tables are not the application's,
+# temporary tables are another session's. Extension members are found from the extension side (an index scan), not by
+# scanning all of pg_depend.
 IN_SCHEMAS = """n.nspname = ANY(%(schemas)s::text[])
    AND c.relkind IN ('r', 'p')
+   AND c.relpersistence <> 't'
    AND NOT c.relispartition
    AND c.oid NOT IN (SELECT d.objid FROM pg_depend d
                       WHERE d.refclassid = 'pg_extension'::regclass AND d.classid = 'pg_class'::regclass AND d.deptype = 'e')"""
@@ -119,15 +122,29 @@ SELECT DISTINCT t.relid::oid AS oid
 """
 
 
-class Scope:
-    """The resolved tables (facts per table) and the schemas they live in."""
+PERMANENT = 'p'
+PERSISTENCE = dict(u='UNLOGGED', t='temporary')
 
-    def __init__(self, tables, schemas, missing_schemas=(), missing_tables=(), ambiguous=()):
-        self.tables = tables
+
+class Scope:
+    """The resolved tables (facts per table) and the schemas they live in.
+
+    ``explicit`` when the user named the tables: then tables created later are not in scope. ``left_out`` are the
+    UNLOGGED tables of a schema scope, which PostgreSQL cannot publish; ``unpublishable`` those the user named.
+    """
+
+    def __init__(self, tables, schemas, missing_schemas=(), missing_tables=(), ambiguous=(), explicit=False):
+        self.explicit = explicit
+        self.tables = tables if explicit else [table for table in tables if table['persistence'] == PERMANENT]
+        self.left_out = [] if explicit else [table for table in tables if table['persistence'] != PERMANENT]
         self.schemas = schemas
         self.missing_schemas = list(missing_schemas)
         self.missing_tables = list(missing_tables)
         self.ambiguous = list(ambiguous)
+
+    @property
+    def unpublishable(self):
+        return [table for table in self.tables if table['persistence'] != PERMANENT] if self.explicit else []
 
     @property
     def oids(self):
@@ -144,10 +161,18 @@ class Scope:
             messages.append('table %s exists in several schemas (%s): write it as schema.table' % (name, ', '.join(schemas)))
         return messages
 
+    def persistence_problems(self):
+        """Tables named explicitly that PostgreSQL cannot publish, as 'name (UNLOGGED)'."""
+        return ['%s (%s)' % (table['qualified'], PERSISTENCE[table['persistence']]) for table in self.unpublishable]
+
     def require_sound(self):
         problems = self.problems()
         if problems:
             raise ClickPipesError('The replication scope does not match the database: %s.' % '; '.join(problems))
+        unpublishable = self.persistence_problems()
+        if unpublishable:
+            raise ClickPipesError('PostgreSQL cannot publish %s: logical replication only sees tables written to the WAL. '
+                                  'ALTER TABLE ... SET LOGGED, or leave them out of tables.' % ', '.join(unpublishable))
         if not self.tables and not self.schemas:
             raise ClickPipesError('Nothing to replicate: schemas and tables are both empty. Name the schemas (default: '
                                   'public) or the tables.')
@@ -192,7 +217,7 @@ def resolve(cursor, schemas, tables):
     facts = table_facts(cursor, sorted(set(oids)))
     unqualified_missing = any(parse_table_name(text)[0] is None for text in missing)
     return Scope(facts, sorted(set(table['schema'] for table in facts)),
-                 missing_schemas if unqualified_missing else [], missing, ambiguous)
+                 missing_schemas if unqualified_missing else [], missing, ambiguous, explicit=True)
 
 
 def partitions(cursor, tables):
@@ -205,7 +230,8 @@ def partitions(cursor, tables):
 
 
 def identity_problem(table):
-    """Why UPDATE/DELETE on this table would fail once it is published, or None."""
+    """Why this table has no usable replica identity, or None. For a partitioned table that matters to ClickPipes only:
+    PostgreSQL checks the identity of the partition a row is in."""
     identity = table['identity']
     if identity == 'n':
         return 'REPLICA IDENTITY NOTHING'
@@ -214,6 +240,14 @@ def identity_problem(table):
     if identity == 'i' and not table['has_identity_index']:
         return 'REPLICA IDENTITY USING INDEX without a usable index'
     return None
+
+
+def readable_relations(cursor, scope, server_major):
+    """The relations the user must be able to read: the scoped tables and, on PostgreSQL 12, the partitions published
+    in their place."""
+    relations = list(scope.tables)
+    seen = set(table['oid'] for table in relations)
+    return relations + [table for table in published_relations(cursor, scope, server_major) if table['oid'] not in seen]
 
 
 def published_relations(cursor, scope, server_major):

@@ -13,9 +13,17 @@ description:
   - Checks the source as M(pgcdc.clickpipes.source_check) does (the preflight), runs only the writing modules that have
     something to do (M(pgcdc.clickpipes.replication_user), M(pgcdc.clickpipes.replication_grants),
     M(pgcdc.clickpipes.publication), in that order), then checks again (the verify). All of it uses one admin
-    connection; each writing module still commits in its own transaction.
-  - Changes nothing when the preflight finds a problem no SQL can fix (the server version, a standby, C(wal_level), a
-    connection pooler), and fails with the manual steps.
+    connection.
+  - Plan, then write. Nothing is written while the preflight finds an error this run cannot fix (the server version,
+    a standby, C(wal_level), a connection pooler, tables that do not exist or cannot be published, row-level security
+    without C(bypass_rls), a replication user that owns the tables, and so on); the module fails with the fixes,
+    and RV(blocked) names them.
+  - The writing modules then run in one transaction, so that a refusal or a failure in any of them applies nothing.
+    Only a publication that adds more than 1000 tables commits them 1000 per transaction (with the user and the grants
+    in the first); a failure after such a commit says what was committed (RV(changes)).
+  - In check mode the writing modules plan in a read-only transaction; the findings their statements would fix are
+    marked C(fix.planned), do not fail the task, and C(summary.ready) says whether the run would leave the source
+    ready.
   - A re-run of a prepared source reads the catalog once and sends no writing statement.
   - This is the engine of the P(pgcdc.clickpipes.source#role) role; use the four modules on their own for other orders.
 author: pgcdc.clickpipes contributors (@pgcdc)
@@ -61,11 +69,11 @@ options:
     default: tables
   publication_operations:
     description:
-      - O(pgcdc.clickpipes.publication#module:operations) of the publication.
+      - O(pgcdc.clickpipes.publication#module:operations) of the publication. Unset, a new publication publishes all
+        four and an existing one keeps its own.
     type: list
     elements: str
     choices: [insert, update, delete, truncate]
-    default: [insert, update, delete, truncate]
   publication_exact:
     description:
       - O(pgcdc.clickpipes.publication#module:exact) of the publication.
@@ -148,12 +156,14 @@ EXAMPLES = r'''
 RETURN = r'''
 findings:
   description: The final check's findings, as M(pgcdc.clickpipes.source_check) returns them (the verify's, or the
-    preflight's when nothing was written).
+    preflight's when nothing was written or when a writing module failed). In check mode, C(fix.planned) marks those
+    the planned statements fix.
   returned: when a check ran
   type: list
   elements: dict
 summary:
-  description: The final check's counts per status and whether the source is ready.
+  description: The final check's counts per status and whether the source is ready (in check mode, whether it would be
+    after the planned statements).
   returned: when a check ran
   type: dict
   sample: {"ok": 30, "warning": 1, "error": 0, "skipped": 2, "ready": true}
@@ -189,7 +199,7 @@ pending_modules:
   type: list
   elements: str
 blocked:
-  description: The preflight's errors no SQL can fix; nothing was written when this is not empty.
+  description: The preflight's errors this run cannot fix; nothing was written when this is not empty.
   returned: always
   type: list
   elements: str
@@ -200,8 +210,15 @@ modules_run:
   type: list
   elements: str
   sample: ["replication_user", "replication_grants", "publication"]
+failed_module:
+  description: The writing module that failed; nothing was applied unless RV(changes) says otherwise.
+  returned: when a writing module failed
+  type: str
+  sample: publication
 changes:
-  description: The statements each writing module sent (in check mode, would send), secrets as placeholders.
+  description: The statements each writing module sent (in check mode, would send), secrets as placeholders. After a
+    failure, the statements committed before it (none, unless a publication of more than 1000 new tables had
+    committed a batch).
   returned: always
   type: dict
   sample: {"user": ["CREATE ROLE \"clickpipes_user\" WITH LOGIN REPLICATION PASSWORD '********'"], "grants": [],

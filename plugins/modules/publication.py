@@ -20,8 +20,16 @@ description:
   - Runs in one transaction, except that more than 1000 new tables are added 1000 per transaction, because one statement
     over tens of thousands of tables would exhaust PostgreSQL's lock table (C(out of shared memory)). Each batch is
     atomic, and a re-run finishes what an interrupted run left.
-  - Sets C(publish_via_partition_root) on PostgreSQL 13 and later when a table in scope is partitioned, unless told otherwise.
-    On PostgreSQL 12, which cannot publish a partitioned table, its leaf partitions are listed instead.
+  - A new publication gets C(publish_via_partition_root) on PostgreSQL 13 and later when a table in scope is partitioned,
+    unless told otherwise. On PostgreSQL 12, which cannot publish a partitioned table, its leaf partitions are listed
+    instead.
+  - An existing publication keeps its options (operations, C(publish_via_partition_root)) unless O(operations) or
+    O(publish_via_partition_root) is set, since they decide what a running ClickPipe receives. The diff shows any
+    change.
+  - An existing C(FOR ALL TABLES) publication already covers any scope and is kept (with a warning) unless O(exact)
+    is set.
+  - UNLOGGED tables of a schema scope are left out (PostgreSQL cannot publish them); an UNLOGGED table named in
+    O(tables) is refused before anything is written.
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   name:
@@ -33,8 +41,10 @@ options:
     description:
       - V(tables) lists the tables of the scope explicitly.
       - V(schemas) publishes whole schemas with C(FOR TABLES IN SCHEMA) (PostgreSQL 15 and later; needs a superuser
-        in stock PostgreSQL). Tables created later in those schemas are published automatically, including ones
-        without a primary key.
+        in stock PostgreSQL). Tables created later in those schemas are published automatically, with the
+        publication's operations. Once a table without a primary key (or another replica identity) is created there,
+        PostgreSQL rejects the application's C(UPDATE) and C(DELETE) on it. The module warns about this on every run,
+        and refuses while such a table exists.
       - V(all_tables) publishes every table of the database (C(FOR ALL TABLES); needs a superuser in stock PostgreSQL;
         costs extra WAL decoding and is discouraged by ClickHouse).
     type: str
@@ -57,14 +67,14 @@ options:
   operations:
     description:
       - Operations published. ClickPipes needs V(insert) and V(update); leaving out V(delete) keeps deleted rows in ClickHouse.
+      - When unset, a new publication publishes all four and an existing one keeps its own.
     type: list
     elements: str
     choices: [insert, update, delete, truncate]
-    default: [insert, update, delete, truncate]
   publish_via_partition_root:
     description:
       - Publish changes of partitions as changes of their partitioned table (PostgreSQL 13 and later).
-      - When unset, it is turned on if a table in scope is partitioned, and otherwise left as it is.
+      - When unset, a new publication gets it if a table in scope is partitioned; an existing one keeps its own.
     type: bool
   exact:
     description:

@@ -196,12 +196,13 @@ def test_a_conflict_after_a_committed_batch_is_reported_not_planned_again(pg, da
     assert len(again.result('publication')['publication']['tables']) == 1001
 
 
-def test_prepare_source_says_which_steps_committed_before_one_timed_out(pg, database):
-    """One task runs three transactions: when a step waits out lock_timeout (the grants on PostgreSQL 18, which locks
-    a table to grant on it; the publication before), the steps before it are already committed and the failure says
-    so; the next run starts at the step that failed."""
+def test_prepare_source_applies_nothing_when_a_step_times_out(pg, database):
+    """User, grants and publication go in as one transaction: when a step waits out lock_timeout (the grants on
+    PostgreSQL 18, which locks a table to grant on it; the publication before), the steps before it are rolled back
+    too, the failure says nothing was applied and carries the preflight's findings for the report."""
     pg.execute(TABLES, dbname=database)
     task = dict(name='engine', ignore_errors=True, **{'pgcdc.clickpipes.prepare_source': dict(password='pw-1', lock_timeout='1s')})
+    before = snapshot(pg, database)
     blocker = locked(pg, database, 'LOCK TABLE notes IN ACCESS EXCLUSIVE MODE')
     try:
         run = run_playbook([task], module_defaults=login(pg, database))
@@ -211,14 +212,12 @@ def test_prepare_source_says_which_steps_committed_before_one_timed_out(pg, data
         blocker.close()
     result = run.result('engine')
     assert result['failed'] and 'pid %d holds AccessExclusiveLock on notes' % pid in result['msg'], result
-    steps = dict(replication_user='user', replication_grants='grants', publication='publication')
-    ran = result['modules_run']
-    assert ran in (['replication_user', 'replication_grants'], ['replication_user', 'replication_grants', 'publication']), ran
-    assert result['changed'] is True and result['changes'][steps[ran[-1]]] == []
-    assert all(result['changes'][steps[name]] for name in ran[:-1])
-    assert pg.query("SELECT count(*) FROM pg_publication", dbname=database) == [(0,)]
+    assert result['msg'].endswith('Nothing was applied.'), result['msg']
+    assert result['modules_run'][-1] == result['failed_module'] and result['failed_module'] in ('replication_grants', 'publication')
+    assert result['changed'] is False and result['changes'] == dict(user=[], grants=[], publication=[])
+    assert 'user_exists' in [item['id'] for item in result['findings'] if item['status'] == 'error']
+    assert snapshot(pg, database) == before
 
     again = run_playbook([task], module_defaults=login(pg, database))
-    rest = dict(replication_grants=['replication_grants', 'publication'], publication=['publication'])[ran[-1]]
-    assert again.result('engine')['modules_run'] == rest, again
+    assert again.result('engine')['modules_run'] == ['replication_user', 'replication_grants', 'publication'], again
     assert again.result('engine')['summary']['ready'] is True

@@ -113,14 +113,14 @@ def test_rerun_applies_publication_options_no_check_reads(pg, database, tmp_path
 
 
 def test_each_warning_shows_once(pg, database, tmp_path):
-    """A wrong password is managed by replication_user, TOAST by no module: the run shows each warning once, from the
-    final check."""
+    """A wrong password (which this run does not rotate) blocks the run, TOAST is a warning no module manages: the run
+    shows each once, from the preflight, and writes nothing."""
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY, note text)', dbname=database)
     pg.execute("CREATE ROLE clickpipes_user LOGIN REPLICATION PASSWORD 'another password'", dbname=database)
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, tmp_path / 'reports',
                                                                                  clickpipes_fail_on='never')})
     run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
-    assert run.rc == 0, run
+    assert run.rc == 2 and 'nothing was changed' in run.stdout, run
     lines = warnings_of(run)
     assert len(lines) == len(set(lines)), lines
     assert [line for line in lines if 'replication_connection (error)' in line] and [line for line in lines if 'toast_columns' in line]
@@ -198,7 +198,7 @@ def test_blocked_source_stops_before_changing_anything(make_cluster, tmp_path):
     before = snapshot(cluster, 'postgres')
     run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert run.rc == 2
-    assert 'cannot be a ClickPipes CDC source until this is fixed by hand; nothing was changed.' in run.stdout
+    assert 'cannot be a ClickPipes CDC source until this is fixed; nothing was changed.' in run.stdout
     assert 'SQL: ALTER SYSTEM SET wal_level = logical' in run.stdout
     assert snapshot(cluster, 'postgres') == before
     assert json.loads((reports / 'replica.json').read_text())['blocked'] == ['wal_level']

@@ -139,13 +139,15 @@ def test_partitioned_tables_follow_the_server_version(pg, database):
     assert run_playbook(prepare_tasks(), module_defaults=login(pg, database)).result('publication')['changed'] is False
 
 
-def test_exact_mode_removes_and_never_narrows_silently(pg, database):
+def test_exact_mode_removes_and_an_add_only_run_keeps_all_tables(pg, database):
     pg.execute('CREATE TABLE a (id int PRIMARY KEY); CREATE TABLE b (id int PRIMARY KEY)', dbname=database)
     publication = 'pgcdc.clickpipes.publication'
     all_tables = run_playbook([dict(name='all', **{publication: dict(name='p', mode='all_tables')})], module_defaults=login(pg, database))
     assert all_tables.rc == 0, all_tables.stdout
     narrow = run_playbook([dict(name='narrow', **{publication: dict(name='p', tables=['a'])})], module_defaults=login(pg, database))
-    assert narrow.rc != 0 and 'exact: true' in narrow.result('narrow')['msg']
+    assert narrow.rc == 0, narrow.stdout
+    assert narrow.result('narrow')['changed'] is False and narrow.result('narrow')['publication']['all_tables'] is True
+    assert any('exact: true' in warning for warning in narrow.result('narrow')['warnings'])
     assert pg.query("SELECT puballtables FROM pg_publication WHERE pubname = 'p'", dbname=database) == [(True,)]
     exact = run_playbook([dict(name='exact', **{publication: dict(name='p', tables=['a'], exact=True)})], module_defaults=login(pg, database))
     assert exact.rc == 0, exact.stdout
@@ -166,5 +168,10 @@ def test_operations_and_options(pg, database):
     assert first.result('p')['publication']['operations'] == ['insert', 'update']
     refused = run_playbook([dict(name='p', **{publication: dict(name='p', operations=['insert'])})], module_defaults=login(pg, database))
     assert refused.rc != 0 and 'insert and update' in refused.result('p')['msg']
-    widened = run_playbook([dict(name='p', **{publication: dict(name='p')})], module_defaults=login(pg, database))
+    kept = run_playbook([dict(name='p', **{publication: dict(name='p')})], module_defaults=login(pg, database))
+    assert kept.result('p')['changed'] is False and kept.result('p')['publication']['operations'] == ['insert', 'update']
+    widened = run_playbook([dict(name='p', **{publication: dict(name='p', operations=['insert', 'update', 'delete', 'truncate'])})],
+                           module_defaults=login(pg, database), diff=True)
     assert widened.result('p')['queries'] == ['ALTER PUBLICATION "p" SET (publish = \'insert, update, delete, truncate\')']
+    assert widened.result('p')['diff']['before']['operations'] == ['insert', 'update']
+    assert widened.result('p')['diff']['after']['operations'] == ['insert', 'update', 'delete', 'truncate']

@@ -14,7 +14,7 @@ CHECK_IDS = {
     'user_replication', 'user_least_privilege', 'replication_connection', 'schema_usage', 'table_select',
     'default_privileges', 'row_level_security', 'publication_exists', 'publication_tables', 'publication_scope',
     'publication_operations', 'publication_partition_root', 'replica_identity', 'toast_columns', 'table_names',
-    'pooler', 'ssl', 'provider',
+    'table_persistence', 'pooler', 'ssl', 'provider',
 }
 
 
@@ -89,14 +89,15 @@ def test_fail_on_and_skip_checks(pg, database):
 
 
 def test_least_privilege_and_rls_are_reported(pg, database):
-    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders ENABLE ROW LEVEL SECURITY', dbname=database)
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     assert run_playbook(prepare_tasks(), module_defaults=login(pg, database)).rc == 0
+    pg.execute('ALTER TABLE orders ENABLE ROW LEVEL SECURITY', dbname=database)
     pg.execute('GRANT INSERT ON orders TO clickpipes_user; ALTER ROLE clickpipes_user CREATEDB', dbname=database)
     _run, result = check(login(pg, database))
     findings = by_id(result)
     assert findings['user_least_privilege']['status'] == 'warning'
     assert 'CREATEDB' in findings['user_least_privilege']['observed'] and 'public.orders' in findings['user_least_privilege']['observed']
-    assert findings['row_level_security']['status'] == 'warning'
+    assert findings['row_level_security']['status'] == 'error' and 'initial load' in findings['row_level_security']['message']
 
 
 def test_default_privileges_for_other_owners(pg, database):

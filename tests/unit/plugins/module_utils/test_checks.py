@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import Scope
 
 GB = 1024 ** 3
@@ -14,7 +15,8 @@ def setting(value, unit=None, amount=None):
 
 def ready_facts(major=16, provider='generic', **overrides):
     """Facts of a source that passes every check, for the tests to break one thing at a time."""
-    orders = dict(oid=1, schema='public', name='orders', qualified='public.orders', kind='r', owner='app', row_security=False)
+    orders = dict(oid=1, schema='public', name='orders', qualified='public.orders', kind='r', owner='app', row_security=False,
+                  persistence='p')
     facts = dict(
         server=dict(version_num=major * 10000 + 4, version='%d.4' % major, in_recovery=False, database='app',
                     current_role='admin', ssl=True, aurora=False, wal_senders_in_use=1, major=major),
@@ -28,7 +30,7 @@ def ready_facts(major=16, provider='generic', **overrides):
         unpublished=[],
         user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False),
         privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
-                        row_security_tables=[]),
+                        owned_tables=[]),
         pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False),
         replication_connection=(True, 'IDENTIFY_SYSTEM answered'),
     )
@@ -56,7 +58,7 @@ def test_missing_user_skips_the_user_checks_instead_of_passing_them():
     findings = findings_for(ready_facts(user=None, privileges=None, replication_connection=None))
     assert findings['user_exists']['status'] == 'error'
     for check_id in ('user_login', 'user_replication', 'replication_connection', 'schema_usage', 'table_select',
-                     'default_privileges', 'row_level_security'):
+                     'default_privileges'):
         assert findings[check_id]['status'] == 'skipped' and 'does not exist' in findings[check_id]['observed'], check_id
 
 
@@ -228,3 +230,50 @@ def test_the_short_lists_name_the_errors_and_the_writing_modules_with_work():
     without_user = list(findings_for(ready_facts(user=None, privileges=None, replication_connection=None)).values())
     assert checks.error_ids(without_user) == ['user_exists']
     assert checks.pending_modules(without_user) == ['replication_user', 'replication_grants']
+
+
+def privileges(**overrides):
+    return dict(ready_facts()['privileges'], **overrides)
+
+
+def test_row_level_security_that_can_hide_rows_is_an_error_the_role_variable_fixes():
+    orders = dict(ready_facts()['scope'].tables[0], row_security=True)
+    found = findings_for(ready_facts(scope=Scope([orders], ['public'])))['row_level_security']
+    assert found['status'] == 'error' and 'clickpipes_bypass_rls' in found['message']
+    assert found['fix']['module'] == 'replication_user' and 'BYPASSRLS' in found['fix']['sql'][0]
+    not_yet = findings_for(ready_facts(scope=Scope([orders], ['public']), user=None, privileges=None))['row_level_security']
+    assert not_yet['status'] == 'error', 'a role the run creates has no BYPASSRLS either'
+    bypassing = dict(ready_facts()['user'], bypass_rls=True)
+    assert findings_for(ready_facts(user=bypassing, scope=Scope([orders], ['public'])))['row_level_security']['status'] == 'ok'
+
+
+def test_a_user_that_owns_tables_in_scope_is_an_error_no_module_fixes():
+    found = findings_for(ready_facts(privileges=privileges(owned_tables=['public.orders'])))['user_least_privilege']
+    assert found['status'] == 'error' and found['fix']['module'] is None and 'public.orders' in found['message']
+
+
+def test_an_explicit_table_list_needs_no_default_privileges():
+    orders = ready_facts()['scope'].tables[0]
+    found = findings_for(ready_facts(scope=Scope([orders], ['public'], explicit=True)))['default_privileges']
+    assert found['status'] == 'ok' and 'explicit' in found['observed']
+
+
+def test_unlogged_tables_are_left_out_of_a_schema_scope_and_refused_when_named():
+    orders = ready_facts()['scope'].tables[0]
+    unlogged = dict(orders, oid=2, name='cache', qualified='public.cache', persistence='u')
+    scope = Scope([orders, unlogged], ['public'])
+    assert scope.tables == [orders] and scope.left_out == [unlogged] and scope.unpublishable == []
+    found = findings_for(ready_facts(scope=scope))['table_persistence']
+    assert found['status'] == 'warning' and 'public.cache' in found['message']
+    named = Scope([orders, unlogged], ['public'], explicit=True)
+    found = findings_for(ready_facts(scope=named))['table_persistence']
+    assert found['status'] == 'error' and found['fix']['module'] is None
+    assert found['fix']['sql'] == ['ALTER TABLE public.cache SET LOGGED']
+    with pytest.raises(ClickPipesError, match='UNLOGGED'):
+        named.require_sound()
+
+
+def test_an_unsound_scope_is_not_for_a_writing_module_to_fix():
+    scope = Scope([], ['public'], missing_tables=['public.nope'], explicit=True)
+    found = findings_for(ready_facts(scope=scope))['publication_tables']
+    assert found['status'] == 'error' and found['fix']['module'] is None
