@@ -88,14 +88,15 @@ BY_OID = 'c.oid = ANY(%(oids)s::oid[])'
 
 EXPLICIT_TABLES = """
 SELECT w.ord, w.schema_name, w.table_name,
-       array_agg(DISTINCT c.oid) FILTER (WHERE c.oid IS NOT NULL) AS oids,
-       array_agg(DISTINCT n.nspname) FILTER (WHERE c.oid IS NOT NULL) AS found_in
+       array_agg(DISTINCT c.oid) FILTER (WHERE c.relkind IN ('r', 'p')) AS oids,
+       array_agg(DISTINCT n.nspname) FILTER (WHERE c.relkind IN ('r', 'p')) AS found_in,
+       array_agg(DISTINCT c.relkind::text) FILTER (WHERE c.relkind NOT IN ('r', 'p')) AS other_kinds
   FROM unnest(%(schema_names)s::text[], %(table_names)s::text[]) WITH ORDINALITY AS w(schema_name, table_name, ord)
   LEFT JOIN pg_namespace n
          ON n.nspname = coalesce(w.schema_name, n.nspname)
         AND (w.schema_name IS NOT NULL OR n.nspname = ANY(%(search)s::text[]))
   LEFT JOIN pg_class c
-         ON c.relnamespace = n.oid AND c.relname = w.table_name AND c.relkind IN ('r', 'p')
+         ON c.relnamespace = n.oid AND c.relname = w.table_name AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
  GROUP BY w.ord, w.schema_name, w.table_name
  ORDER BY w.ord
 """
@@ -123,6 +124,7 @@ SELECT DISTINCT t.relid::oid AS oid
 
 
 PERMANENT = 'p'
+NOT_TABLES = dict(v='a view', m='a materialized view', f='a foreign table', S='a sequence')
 PERSISTENCE = dict(u='UNLOGGED', t='temporary')
 
 
@@ -208,14 +210,17 @@ def resolve(cursor, schemas, tables):
     oids, missing, ambiguous = [], [], []
     for row, text in zip(rows, tables):
         found = row['oids'] or []
-        if not found:
+        if not found and row['other_kinds']:
+            kinds = ' or '.join(NOT_TABLES[kind] for kind in sorted(row['other_kinds']))
+            missing.append('%s (%s: ClickPipes replicates tables only)' % (text, kinds))
+        elif not found:
             missing.append(text)
         elif len(found) > 1:
             ambiguous.append((text, sorted(row['found_in'])))
         else:
             oids.append(found[0])
     facts = table_facts(cursor, sorted(set(oids)))
-    unqualified_missing = any(parse_table_name(text)[0] is None for text in missing)
+    unqualified_missing = any(not row['oids'] and schema is None for row, (schema, _name) in zip(rows, parsed))
     return Scope(facts, sorted(set(table['schema'] for table in facts)),
                  missing_schemas if unqualified_missing else [], missing, ambiguous, explicit=True)
 

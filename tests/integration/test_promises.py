@@ -37,6 +37,8 @@ def as_user(pg, database, statement):
 
 REFUSED_BEFORE_WRITING = [
     ('missing_table', 'CREATE TABLE orders (id int PRIMARY KEY)', dict(tables=['public.no_such_table']), 'publication_tables'),
+    ('a_view_named', 'CREATE TABLE orders (id int PRIMARY KEY); CREATE VIEW recent AS SELECT * FROM orders',
+     dict(tables=['orders', 'recent']), 'publication_tables'),
     ('missing_schema', 'CREATE TABLE orders (id int PRIMARY KEY)', dict(schemas=['public', 'nowhere']), 'publication_tables'),
     ('unlogged_named', 'CREATE TABLE orders (id int PRIMARY KEY); CREATE UNLOGGED TABLE cache (id int PRIMARY KEY)',
      dict(tables=['orders', 'cache']), 'table_persistence'),
@@ -56,6 +58,8 @@ def test_a_plan_that_cannot_succeed_writes_nothing(pg, database, schema, options
     result = prepare(pg, database, **options)
     assert result['failed'] and check_id in result['blocked'], result
     assert 'nothing was changed' in result['msg'] and result['changes'] == dict(user=[], grants=[], publication=[])
+    if 'recent' in options.get('tables', []):
+        assert 'recent (a view: ClickPipes replicates tables only)' in result['msg']
     assert snapshot(pg, database) == before
     predicted = prepare(pg, database, check=True, **options)
     assert predicted['failed'] and predicted['blocked'] == result['blocked'], 'check mode predicts the refusal'
