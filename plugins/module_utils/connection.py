@@ -22,6 +22,21 @@ MINIMUM_SERVER_VERSION = 120000
 NO_JIT = 'SET LOCAL jit = off'
 # unique_violation, duplicate_object: another session created the object since this transaction read the catalog.
 CREATED_MEANWHILE = ('23505', '42710')
+LOCK_NOT_AVAILABLE = '55P03'
+BOUNDS = ("SELECT set_config('lock_timeout', %(lock_timeout)s, true), "
+          "set_config('statement_timeout', %(statement_timeout)s, true)")
+SHOWN_BLOCKERS = 5
+# A catalog read takes ACCESS SHARE locks at most, which only ACCESS EXCLUSIVE conflicts with: the sessions holding it
+# on a relation of this database, or queued for it ahead of the read. The read cannot tell which relation it waited for.
+READ_BLOCKERS = """
+SELECT l.pid, l.relation::regclass::text AS relation, l.mode, CASE WHEN l.granted THEN 'holds' ELSE 'waits for' END AS verb,
+       a.usename AS user_name, a.application_name, a.state, date_trunc('second', now() - a.xact_start)::text AS held_for
+  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY l.granted DESC, a.xact_start
+ LIMIT %(limit)s
+"""
 DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
@@ -47,13 +62,19 @@ def connection_argument_spec():
         ca_cert=dict(type='path'),
         connect_timeout=dict(type='int', default=10),
         connect_params=dict(type='dict', default={}, no_log=True),
+        lock_timeout=dict(type='str', default='10s'),
+        statement_timeout=dict(type='str', default='2min'),
     )
 
 
 def write_argument_spec():
-    spec = connection_argument_spec()
-    spec['lock_timeout'] = dict(type='str', default='10s')
-    return spec
+    return connection_argument_spec()
+
+
+def check_bounds(params):
+    """Refuse a lock_timeout or statement_timeout the server would not take, before anything is read."""
+    for option in ('lock_timeout', 'statement_timeout'):
+        check_duration(params[option], option)
 
 
 def require_text(value, option):
@@ -150,10 +171,39 @@ def sql_error_message(exc, doing):
     if code == '55P03':
         return ('Timed out waiting for a lock while %s (%s): another session holds a conflicting lock. Re-run when it '
                 'has finished, or raise lock_timeout.' % (doing, message))
+    if code == '57014':
+        return ('A statement was cancelled while %s (%s): it ran longer than statement_timeout, or someone cancelled '
+                'it. Re-run the task, or raise statement_timeout.' % (doing, message))
     if code in ('57P01', '57P02', '57P03') or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code:
         return ('The connection to the server was lost while %s (%s). Nothing was applied: the transaction was rolled '
                 'back. Re-run the task.' % (doing, message))
     return 'PostgreSQL refused %s: %s' % (doing, message)
+
+
+def describe_blockers(cursor, query, params):
+    """Who holds the locks a statement waited for, as ``query`` finds them (read after rolling the failed transaction
+    back, in a short transaction of its own: the diagnosis must not hang either)."""
+    try:
+        cursor.connection.rollback()
+        cursor.execute("SET LOCAL statement_timeout = '5s'")
+        blockers = fetch_dicts(cursor, query, dict(params, limit=SHOWN_BLOCKERS))
+        cursor.connection.rollback()
+    except Exception:  # pylint: disable=broad-except
+        return ''
+    if not blockers:
+        return 'The lock was released since.'
+    return 'Held by: %s.' % '; '.join(
+        'pid %(pid)s %(verb)s %(mode)s on %(relation)s (user %(user_name)s, application "%(application_name)s", '
+        '%(state)s, transaction open for %(held_for)s)' % blocker for blocker in blockers)
+
+
+def read_failure_message(conn, exc):
+    """The message for a failed catalog read; after a lock timeout, it names the sessions that can block a read."""
+    message = sql_error_message(exc, 'reading the catalog')
+    if getattr(exc, 'pgcode', None) == LOCK_NOT_AVAILABLE:
+        with contextlib.closing(conn.cursor()) as cursor:
+            message += ' ' + describe_blockers(cursor, READ_BLOCKERS, {})
+    return message
 
 
 def lock_transaction(cursor, lock_key, lock_timeout):
@@ -185,11 +235,13 @@ def write_transaction(conn, lock_key, lock_timeout):
 
 
 @contextlib.contextmanager
-def read_transaction(conn):
-    """A read-only transaction, always rolled back."""
+def read_transaction(conn, bounds):
+    """A read-only transaction, always rolled back, in which no statement waits for a lock longer than
+    ``bounds['lock_timeout']`` nor runs longer than ``bounds['statement_timeout']``: catalog functions such as
+    pg_partition_tree lock the tables they read, and a migration's ACCESS EXCLUSIVE lock would hold them forever."""
     cursor = conn.cursor()
     try:
-        cursor.execute('SET TRANSACTION READ ONLY; ' + NO_JIT)
+        cursor.execute('SET TRANSACTION READ ONLY; ' + NO_JIT + '; ' + BOUNDS, bounds)
         yield cursor
     finally:
         with contextlib.suppress(Exception):
@@ -255,10 +307,10 @@ def run_writing_module(call, lock_key, converge, conn=None):
     database can create the same role first. Then the plan is made again from what that run committed, once (never
     after a batch of this run was committed: its result would not tell).
     """
-    check_duration(call.params['lock_timeout'], 'lock_timeout')
+    check_bounds(call.params)
     with session(call.params, conn) as conn:
         try:
-            with read_transaction(conn) as cursor:
+            with read_transaction(conn, call.params) as cursor:
                 refuse_standby(cursor, call.params)
             for attempt in range(2):
                 try:
@@ -269,12 +321,12 @@ def run_writing_module(call, lock_key, converge, conn=None):
                         raise
                     del call.warnings[:]
         except psycopg2.Error as exc:
-            raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
+            raise ClickPipesError(read_failure_message(conn, exc) + ' Nothing was applied.') from exc
 
 
 def converge_once(call, conn, lock_key, converge):
     if call.check_mode:
-        transaction = read_transaction(conn)
+        transaction = read_transaction(conn, call.params)
     else:
         transaction = write_transaction(conn, lock_key, call.params['lock_timeout'])
     with transaction as cursor:
