@@ -101,7 +101,7 @@ def test_prepare_waiting_on_a_locked_plain_table_fails_in_time_naming_the_holder
     fails_in_time_naming(run, elapsed, pid, 'orders')
     result = run.result(ENGINE, 'shop')
     if snapshot(pg, database) != before:
-        # The user and its grants commit before the publication waits: the result lists them (the message still says
-        # "Nothing was applied": issue 14, item 2).
-        assert result['changed'] and result['changes']['user'] and result['changes']['grants'], result
+        # The steps before the one that waits (the publication; on PostgreSQL 18 the grants, which lock the table) have
+        # committed: the result lists them (the message still says "Nothing was applied": issue 14, item 2).
+        assert result['changed'] and result['changes']['user'], result
         pytest.xfail('user, grants and publication commit separately (issue 14, item 2): what committed is reported, not undone')
