@@ -62,10 +62,10 @@ options:
   lock_timeout:
     description:
       - How long any statement, reads included, may wait for a lock on a table, a role or the publication before the
-        task fails (PostgreSQL C(lock_timeout) syntax, for example C(10s) or C(500ms)). Catalog reads wait too: listing
-        a partitioned table's partitions waits while a migration holds C(ACCESS EXCLUSIVE) on one of them.
-      - A task that fails this way changes nothing (a writing task rolls its transaction back) and names the sessions
-        holding the lock; re-run it when they have finished.
+        task fails (PostgreSQL C(lock_timeout) syntax, for example C(10s) or C(500ms)). Catalog reads wait too, for example
+        listing a partitioned table's partitions while a migration holds C(ACCESS EXCLUSIVE) on one of them.
+      - A task that fails this way rolls the waiting transaction back and names the sessions holding the lock. Re-run
+        it when they have finished.
     type: str
     default: 10s
   statement_timeout:

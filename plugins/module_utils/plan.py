@@ -97,4 +97,3 @@ def failure_message(cursor, step, exc, committed=False):
     if committed:
         return message + ' Earlier batches were committed and this one was rolled back: re-run to finish.'
     return message + ' Nothing was applied.'
-

@@ -35,7 +35,7 @@ options:
       - V(on_create) sets the password only when the role is created.
       - V(always) also sets it on an existing role, unless logging in with O(password) already works (then nothing changes).
       - While the role's password has expired (C(VALID UNTIL) in the past) no password logs in, so V(always) cannot tell
-        whether it is right: the module then fails with the fix (C(ALTER ROLE ... VALID UNTIL 'infinity') or a later
+        whether it is right. The module then fails with the fix (C(ALTER ROLE ... VALID UNTIL 'infinity') or a later
         date) and changes nothing, rather than setting the password again on every run.
     type: str
     choices: [on_create, always]
