@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from playbook import run_playbook_file
-from support import fresh_roles, snapshot
+from playbook import run_playbook, run_playbook_file
+from support import fresh_roles, login, snapshot
 
 pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
 
@@ -105,3 +105,27 @@ def test_prepare_waiting_on_a_locked_plain_table_fails_in_time_naming_the_holder
         # committed: the result lists them (the message still says "Nothing was applied": issue 14, item 2).
         assert result['changed'] and result['changes']['user'], result
         pytest.xfail('user, grants and publication commit separately (issue 14, item 2): what committed is reported, not undone')
+
+
+def test_statement_timeout_bounds_a_read_whatever_it_waits_for(pg, database):
+    """With a long lock_timeout, statement_timeout still ends the read, and says which option to raise."""
+    pg.execute(SOURCE, dbname=database)
+    task = dict(name='check', **{'pgcdc.clickpipes.source_check': dict(lock_timeout='60s', statement_timeout='2s', fail_on='never')})
+    blocker = locked(pg, database, 'events')
+    try:
+        started = time.monotonic()
+        run = run_playbook([task], module_defaults=login(pg, database), timeout=PLAYBOOK_TIMEOUT_SECONDS)
+        elapsed = time.monotonic() - started
+    finally:
+        blocker.rollback()
+        blocker.close()
+    assert elapsed < 2 + MARGIN_SECONDS, (elapsed, run)
+    message = run.result('check')['msg']
+    assert run.rc == 2 and 'ran longer than statement_timeout' in message and 'raise statement_timeout' in message, run
+
+
+@pytest.mark.parametrize('option', ['lock_timeout', 'statement_timeout'])
+def test_a_bound_that_is_no_duration_is_refused_before_reading(pg, database, option):
+    task = dict(name='check', **{'pgcdc.clickpipes.source_check': {option: 'soon'}})
+    run = run_playbook([task], module_defaults=login(pg, database))
+    assert run.rc == 2 and "%s 'soon' is not a PostgreSQL duration" % option in run.result('check')['msg'], run
