@@ -6,7 +6,7 @@ from __future__ import annotations
 
 
 class ModuleDocFragment:
-    """Connection options shared by every module, and the lock option of the writing modules."""
+    """Connection options shared by every module that connects, and the attributes of the writing modules."""
 
     DOCUMENTATION = r'''
 options:
@@ -59,6 +59,22 @@ options:
       - Values are hidden from the output because they may carry credentials.
     type: dict
     default: {}
+  lock_timeout:
+    description:
+      - How long any statement, reads included, may wait for a lock on a table, a role or the publication before the
+        task fails (PostgreSQL C(lock_timeout) syntax, for example C(10s) or C(500ms)). Catalog reads wait too, for example
+        listing a partitioned table's partitions while a migration holds C(ACCESS EXCLUSIVE) on one of them.
+      - A task that fails this way rolls the waiting transaction back and names the sessions holding the lock. Re-run
+        it when they have finished.
+    type: str
+    default: 10s
+  statement_timeout:
+    description:
+      - How long a statement of a read-only transaction (the checks, and the reads of check mode) may run before the
+        task fails (PostgreSQL C(statement_timeout) syntax). Writing statements are bounded by O(lock_timeout) only,
+        so a large but progressing C(GRANT) is never cut short.
+    type: str
+    default: 2min
 requirements:
   - psycopg2 >= 2.8 (the C(psycopg2-binary) wheel brings a libpq with SCRAM support)
 notes:
@@ -74,12 +90,4 @@ attributes:
     support: full
   platform:
     platforms: posix
-options:
-  lock_timeout:
-    description:
-      - How long a statement may wait for a lock on a table, a role or the publication before the run fails and
-        nothing is applied (PostgreSQL C(lock_timeout) syntax, for example C(10s) or C(500ms)).
-      - A run that fails this way names what it waited for; re-run it when the blocking session has finished.
-    type: str
-    default: 10s
 '''

@@ -9,13 +9,14 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, fa
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import SCOPE_ARGUMENT_SPEC, check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
+    check_bounds,
     connection_argument_spec,
     fetch_one,
     psycopg2,
+    read_failure_message,
     read_transaction,
     require_text,
     session,
-    sql_error_message,
 )
 
 
@@ -30,12 +31,12 @@ def inspect(params, conn=None):
     """The facts and the WAL retention target in bytes, read on ``conn`` when given (left open)."""
     with session(params, conn) as conn:
         try:
-            with read_transaction(conn) as cursor:
+            with read_transaction(conn, params) as cursor:
                 target = size_in_bytes(cursor, params['max_slot_wal_keep_size_target'])
-            with read_transaction(conn) as cursor:
+            with read_transaction(conn, params) as cursor:
                 return gathering.gather(params, conn, cursor), target
         except psycopg2.Error as exc:
-            raise ClickPipesError(sql_error_message(exc, 'reading the catalog')) from exc
+            raise ClickPipesError(read_failure_message(conn, exc)) from exc
 
 
 def report(params, facts, target_bytes):
@@ -87,6 +88,7 @@ def validate(params):
     unknown = sorted(set(params['skip_checks']) - set(checks.CHECK_IDS))
     if unknown:
         raise ClickPipesError('Unknown check id(s) in skip_checks: %s. Known ids: %s.' % (', '.join(unknown), ', '.join(checks.CHECK_IDS)))
+    check_bounds(params)
     check_identifier(params['user'], 'role')
     require_text(params['password'], 'password')
     check_identifier(params['publication'], 'publication')

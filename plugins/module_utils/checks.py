@@ -8,7 +8,7 @@ Fix SQL here is advice shown to a person (identifiers always double-quoted); not
 
 from __future__ import annotations
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import providers
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import providers, roles
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
 
 CHECK_IDS = (
@@ -261,13 +261,34 @@ def check_user_exists(ctx):
     return finding('user_exists', 'ok', 'Role %s exists.' % ctx.user, 'present', 'present')
 
 
+def extend_password_sql(user):
+    return "ALTER ROLE %s VALID UNTIL 'infinity'" % ident(user)
+
+
+def password_expired_message(role):
+    """Why no password logs in as ``role``: the server refuses them all, and tells the client only that one failed."""
+    return ('The password of role %s expired on %s (VALID UNTIL): PostgreSQL refuses every password login as %s, '
+            'whatever the password, so ClickPipes cannot connect. Run %s (or give a later date), then re-run.'
+            % (role['name'], role['valid_until'], role['name'], extend_password_sql(role['name'])))
+
+
 def check_user_login(ctx):
     if ctx.role is None:
         return user_missing(ctx, 'user_login')
     if not ctx.role['login']:
         return finding('user_login', 'error', 'Role %s cannot log in.' % ctx.user, 'NOLOGIN', 'LOGIN',
                        sql=['ALTER ROLE %s WITH LOGIN' % ident(ctx.user)])
-    return finding('user_login', 'ok', 'Role %s can log in.' % ctx.user, 'LOGIN', 'LOGIN')
+    observed = 'LOGIN, VALID UNTIL %s' % ctx.role['valid_until'] if ctx.role['valid_until'] else 'LOGIN'
+    if ctx.role['password_expired']:
+        return finding('user_login', 'error', password_expired_message(ctx.role), observed,
+                       'LOGIN, a password that has not expired', sql=[extend_password_sql(ctx.user)], managed=False)
+    if ctx.role['password_expires_soon']:
+        return finding(
+            'user_login', 'warning', 'The password of role %s expires on %s (VALID UNTIL): ClickPipes stops replicating '
+            'then. Run %s (or give a later date).' % (ctx.user, ctx.role['valid_until'], extend_password_sql(ctx.user)),
+            observed, 'LOGIN, a password valid for more than %d days' % roles.PASSWORD_WARNING_DAYS,
+            sql=[extend_password_sql(ctx.user)], managed=False)
+    return finding('user_login', 'ok', 'Role %s can log in.' % ctx.user, observed, 'LOGIN')
 
 
 def check_user_replication(ctx):
@@ -335,6 +356,10 @@ def check_replication_connection(ctx):
     ok, detail = probe
     if ok:
         return finding('replication_connection', 'ok', 'A replication connection as %s works.' % ctx.user, detail, 'IDENTIFY_SYSTEM answers')
+    if ctx.role['password_expired']:
+        return finding('replication_connection', 'error', 'A replication connection as %s fails: its password expired on '
+                       '%s (user_login says what to run).' % (ctx.user, ctx.role['valid_until']), detail,
+                       'IDENTIFY_SYSTEM answers', sql=[extend_password_sql(ctx.user)], managed=False)
     step = providers.step(replication_failure_step(detail), 'the server, the provider console or the inventory')
     return finding('replication_connection', 'error', 'A replication connection as %s fails: %s' % (ctx.user, detail), detail,
                    'IDENTIFY_SYSTEM answers', manual=[manual_step(ctx, step)])

@@ -6,7 +6,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
+import threading
 
 try:
     import psycopg2
@@ -22,6 +25,22 @@ MINIMUM_SERVER_VERSION = 120000
 NO_JIT = 'SET LOCAL jit = off'
 # unique_violation, duplicate_object: another session created the object since this transaction read the catalog.
 CREATED_MEANWHILE = ('23505', '42710')
+LOCK_NOT_AVAILABLE = '55P03'
+BOUNDS = ("SELECT set_config('lock_timeout', %(lock_timeout)s, true), "
+          "set_config('statement_timeout', %(statement_timeout)s, true)")
+SHOWN_BLOCKERS = 5
+INTERRUPTS = frozenset((signal.SIGINT, signal.SIGTERM))
+# A catalog read takes ACCESS SHARE locks at most, which only ACCESS EXCLUSIVE conflicts with: the sessions holding it
+# on a relation of this database, or queued for it ahead of the read. The read cannot tell which relation it waited for.
+READ_BLOCKERS = """
+SELECT l.pid, l.relation::regclass::text AS relation, l.mode, CASE WHEN l.granted THEN 'holds' ELSE 'waits for' END AS verb,
+       a.usename AS user_name, a.application_name, a.state, date_trunc('second', now() - a.xact_start)::text AS held_for
+  FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock' AND l.pid <> pg_backend_pid()
+   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY l.granted DESC, a.xact_start
+ LIMIT %(limit)s
+"""
 DURATION = re.compile(r'^\s*\d+(\.\d+)?\s*(us|ms|s|min|h|d)?\s*$')
 
 
@@ -48,13 +67,19 @@ def connection_argument_spec():
         ca_cert=dict(type='path'),
         connect_timeout=dict(type='int', default=10),
         connect_params=dict(type='dict', default={}, no_log=True),
+        lock_timeout=dict(type='str', default='10s'),
+        statement_timeout=dict(type='str', default='2min'),
     )
 
 
 def write_argument_spec():
-    spec = connection_argument_spec()
-    spec['lock_timeout'] = dict(type='str', default='10s')
-    return spec
+    return connection_argument_spec()
+
+
+def check_bounds(params):
+    """Refuse a lock_timeout or statement_timeout the server would not take, before anything is read."""
+    for option in ('lock_timeout', 'statement_timeout'):
+        check_duration(params[option], option)
 
 
 def require_text(value, option):
@@ -148,13 +173,42 @@ def sql_error_message(exc, doing):
     if code == '53200':
         return ('PostgreSQL ran out of lock table space while %s (%s): one transaction cannot lock that many tables '
                 'with this max_locks_per_transaction.' % (doing, message))
-    if code == '55P03':
+    if code == LOCK_NOT_AVAILABLE:
         return ('Timed out waiting for a lock while %s (%s): another session holds a conflicting lock. Re-run when it '
                 'has finished, or raise lock_timeout.' % (doing, message))
+    if code == '57014':
+        return ('A statement was cancelled while %s (%s): it ran longer than statement_timeout, or someone cancelled '
+                'it. Re-run the task, or raise statement_timeout.' % (doing, message))
     if code in ('57P01', '57P02', '57P03') or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code:
         return ('The connection to the server was lost while %s (%s). Nothing was applied: the transaction was rolled '
                 'back. Re-run the task.' % (doing, message))
     return 'PostgreSQL refused %s: %s' % (doing, message)
+
+
+def describe_blockers(cursor, query, params):
+    """Who holds the locks a statement waited for, as ``query`` finds them (read after rolling the failed transaction
+    back, in a short transaction of its own: the diagnosis must not hang either)."""
+    try:
+        cursor.connection.rollback()
+        cursor.execute("SET LOCAL statement_timeout = '5s'")
+        blockers = fetch_dicts(cursor, query, dict(params, limit=SHOWN_BLOCKERS))
+        cursor.connection.rollback()
+    except Exception:  # pylint: disable=broad-except
+        return ''
+    if not blockers:
+        return 'The lock was released since.'
+    return 'Held by: %s.' % '; '.join(
+        'pid %(pid)s %(verb)s %(mode)s on %(relation)s (user %(user_name)s, application "%(application_name)s", '
+        '%(state)s, transaction open for %(held_for)s)' % blocker for blocker in blockers)
+
+
+def read_failure_message(conn, exc):
+    """The message for a failed catalog read; after a lock timeout, it names the sessions that can block a read."""
+    message = sql_error_message(exc, 'reading the catalog')
+    if getattr(exc, 'pgcode', None) == LOCK_NOT_AVAILABLE:
+        with contextlib.closing(conn.cursor()) as cursor:
+            message += ' ' + describe_blockers(cursor, READ_BLOCKERS, {})
+    return message
 
 
 def lock_transaction(cursor, lock_key, lock_timeout):
@@ -186,11 +240,13 @@ def write_transaction(conn, lock_key, lock_timeout):
 
 
 @contextlib.contextmanager
-def read_transaction(conn):
-    """A read-only transaction, always rolled back."""
+def read_transaction(conn, bounds):
+    """A read-only transaction, always rolled back, in which no statement waits for a lock longer than
+    ``bounds['lock_timeout']`` nor runs longer than ``bounds['statement_timeout']``: catalog functions such as
+    pg_partition_tree lock the tables they read, and a migration's ACCESS EXCLUSIVE lock would hold them forever."""
     cursor = conn.cursor()
     try:
-        cursor.execute('SET TRANSACTION READ ONLY; ' + NO_JIT)
+        cursor.execute('SET TRANSACTION READ ONLY; ' + NO_JIT + '; ' + BOUNDS, bounds)
         yield cursor
     finally:
         with contextlib.suppress(Exception):
@@ -243,9 +299,60 @@ def session(params, conn=None):
         return
     conn = connect(params)
     try:
-        yield conn
+        with cancel_on_interrupt(conn):
+            yield conn
     finally:
         conn.close()
+
+
+@contextlib.contextmanager
+def cancel_on_interrupt(conn):
+    """While it lasts, Ctrl-C (SIGINT) or SIGTERM cancels the statement ``conn`` is running, at once.
+
+    A statement waiting for a lock blocks in libpq, where Python runs no signal handler: without this, Ansible's worker
+    would only die once lock_timeout expired, and a killed client's backend would wait on. Python's own C handler
+    writes each signal to the wakeup fd at once, whatever the main thread does; a thread reading it sends the cancel
+    request. The statement then fails, and the signal's usual handler runs (Ansible's worker exits, a module raises
+    KeyboardInterrupt). This costs nothing per statement, unlike a psycopg2 wait callback.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    previous_fd = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    # SIGTERM's default action ends the process without a cancel: let Python handle it (as an exit) while this lasts.
+    previous_term = signal.getsignal(signal.SIGTERM)
+    if previous_term == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, exit_on_signal)
+    watcher = threading.Thread(target=cancel_when_signalled, args=(conn, read_end, previous_fd), daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        if previous_term == signal.SIG_DFL:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.close(write_end)  # the watcher reads the end of the pipe and returns
+        watcher.join()
+        os.close(read_end)
+
+
+def exit_on_signal(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def cancel_when_signalled(conn, read_end, previous_fd):
+    while True:
+        received = os.read(read_end, 64)
+        if not received:
+            return
+        if previous_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(previous_fd, received)
+        if set(received) & INTERRUPTS:
+            with contextlib.suppress(Exception):
+                conn.cancel()
 
 
 def run_writing_module(call, lock_key, converge, conn=None):
@@ -262,14 +369,14 @@ def run_writing_steps(params, check_mode, lock_keys, converge, conn=None, on_ret
     database can create the same role first. Then the plan is made again from what that run committed, once (never
     after a batch of this run was committed: its result would not tell), after ``on_retry()``.
     """
-    check_duration(params['lock_timeout'], 'lock_timeout')
+    check_bounds(params)
     with session(params, conn) as conn:
         try:
-            with read_transaction(conn) as cursor:
+            with read_transaction(conn, params) as cursor:
                 refuse_standby(cursor, params)
             for attempt in range(2):
                 try:
-                    with steps_transaction(conn, lock_keys, params['lock_timeout'], check_mode) as cursor:
+                    with steps_transaction(conn, lock_keys, params, check_mode) as cursor:
                         return converge(conn, cursor)
                 except ClickPipesError as exc:
                     created_meanwhile = getattr(exc.__cause__, 'pgcode', None) in CREATED_MEANWHILE
@@ -278,18 +385,18 @@ def run_writing_steps(params, check_mode, lock_keys, converge, conn=None, on_ret
                     if on_retry:
                         on_retry()
         except psycopg2.Error as exc:
-            raise ClickPipesError(sql_error_message(exc, 'reading the catalog') + ' Nothing was applied.') from exc
+            raise ClickPipesError(read_failure_message(conn, exc) + ' Nothing was applied.') from exc
 
 
 @contextlib.contextmanager
-def steps_transaction(conn, lock_keys, lock_timeout, check_mode):
+def steps_transaction(conn, lock_keys, params, check_mode):
     """A read-only transaction in check mode, else a write transaction holding every advisory lock of ``lock_keys``
     (taken in that order: every caller names them in the same order)."""
     if check_mode:
-        with read_transaction(conn) as cursor:
+        with read_transaction(conn, params) as cursor:
             yield cursor
         return
-    with write_transaction(conn, lock_keys[0], lock_timeout) as cursor:
+    with write_transaction(conn, lock_keys[0], params['lock_timeout']) as cursor:
         for key in lock_keys[1:]:
-            lock_transaction(cursor, key, lock_timeout)
+            lock_transaction(cursor, key, params['lock_timeout'])
         yield cursor

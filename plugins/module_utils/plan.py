@@ -8,19 +8,18 @@ from __future__ import annotations
 import collections
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
+    LOCK_NOT_AVAILABLE,
     ClickPipesError,
-    fetch_dicts,
+    describe_blockers,
     oid_array,
     sql_error_message,
 )
 
 INSUFFICIENT_PRIVILEGE = '42501'
-LOCK_NOT_AVAILABLE = '55P03'
-SHOWN_BLOCKERS = 5
 
 # Sessions holding a lock on the relations a statement touched, strongest first.
 BLOCKERS = """
-SELECT l.pid, l.relation::regclass::text AS relation, l.mode, a.usename AS user_name, a.application_name,
+SELECT l.pid, l.relation::regclass::text AS relation, l.mode, 'holds' AS verb, a.usename AS user_name, a.application_name,
        a.state, date_trunc('second', now() - a.xact_start)::text AS held_for
   FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
  WHERE l.granted AND l.relation = ANY(%(oids)s::oid[]) AND l.pid <> pg_backend_pid()
@@ -101,21 +100,7 @@ def failure_message(cursor, step, exc, committed=False):
     if code == INSUFFICIENT_PRIVILEGE and step.privilege_hint:
         message += ' ' + step.privilege_hint
     if code == LOCK_NOT_AVAILABLE and step.relations:
-        message += ' ' + describe_blockers(cursor, step.relations)
+        message += ' ' + describe_blockers(cursor, BLOCKERS, dict(oids=oid_array(step.relations)))
     if committed:
         return message + ' Earlier batches were committed and this one was rolled back: re-run to finish.'
     return message + ' Nothing was applied.'
-
-
-def describe_blockers(cursor, relations):
-    """Who holds the locks the statement waited for (read after rolling the failed transaction back)."""
-    try:
-        cursor.connection.rollback()
-        blockers = fetch_dicts(cursor, BLOCKERS, dict(oids=oid_array(relations), limit=SHOWN_BLOCKERS))
-    except Exception:  # pylint: disable=broad-except
-        return ''
-    if not blockers:
-        return 'The lock was released since.'
-    return 'Held by: %s.' % '; '.join(
-        'pid %(pid)s holds %(mode)s on %(relation)s (user %(user_name)s, application "%(application_name)s", '
-        '%(state)s, transaction open for %(held_for)s)' % blocker for blocker in blockers)

@@ -13,7 +13,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     write_argument_spec,
 )
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import check_identifier
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import roles
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, roles
 
 
 def predicted(role, want, state):
@@ -21,7 +21,8 @@ def predicted(role, want, state):
     if state == 'absent':
         return dict(exists=False)
     after = roles.public_state(role) if role else dict(
-        exists=True, name=want['name'], bypass_rls=False, connection_limit=-1, superuser=False, create_role=False, create_db=False)
+        exists=True, name=want['name'], bypass_rls=False, connection_limit=-1, superuser=False, create_role=False, create_db=False,
+        valid_until=None)
     after.update(login=True, replication=True)
     if want['bypass_rls'] is not None:
         after['bypass_rls'] = want['bypass_rls']
@@ -45,8 +46,14 @@ def converge(call, conn, cursor):
     if params['state'] == 'absent':
         plan = roles.plan_absent(cursor, role, params['force'])
     else:
+        rotating = role is not None and params['password'] is not None and params['update_password'] == 'always'
+        if rotating and role['password_expired']:
+            # While it has expired, no password logs in, the right one neither: setting it again would change nothing,
+            # on every run.
+            raise ClickPipesError(checks.password_expired_message(role) + ' update_password: always cannot tell whether '
+                                  'the password is right until then; nothing was changed.')
         set_password = params['password'] is not None and (
-            role is None or (params['update_password'] == 'always' and not roles.password_works(params, params['name'], params['password'])))
+            role is None or (rotating and not roles.password_works(params, params['name'], params['password'])))
         if role is None and params['password'] is None:
             call.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
         plan = roles.plan_present(conn, role, params, set_password)

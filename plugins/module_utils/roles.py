@@ -21,9 +21,16 @@ except ImportError:  # reported by connection.connect
 
 PASSWORD_PLACEHOLDER = "'********'"
 
+PASSWORD_WARNING_DAYS = 30
+# VALID UNTIL: past it, PostgreSQL refuses every password login as the role, and tells the client only that the password
+# failed. Shown in UTC; 'infinity' and no VALID UNTIL at all never expire.
 ROLE_STATE = """
 SELECT oid, rolname AS name, rolcanlogin AS login, rolreplication AS replication, rolbypassrls AS bypass_rls,
-       rolconnlimit AS connection_limit, rolsuper AS superuser, rolcreaterole AS create_role, rolcreatedb AS create_db
+       rolconnlimit AS connection_limit, rolsuper AS superuser, rolcreaterole AS create_role, rolcreatedb AS create_db,
+       CASE WHEN isfinite(rolvaliduntil) THEN to_char(rolvaliduntil AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"')
+            ELSE rolvaliduntil::text END AS valid_until,
+       coalesce(rolvaliduntil < now(), false) AS password_expired,
+       coalesce(rolvaliduntil < now() + make_interval(days => %(warning_days)s), false) AS password_expires_soon
   FROM pg_roles WHERE rolname = %(name)s
 """
 
@@ -51,7 +58,7 @@ REPLICATION_PRIVILEGE_HINT = (
 
 
 def read_role(cursor, name):
-    return fetch_one(cursor, ROLE_STATE, dict(name=name))
+    return fetch_one(cursor, ROLE_STATE, dict(name=name, warning_days=PASSWORD_WARNING_DAYS))
 
 
 def public_state(role):
@@ -59,7 +66,8 @@ def public_state(role):
     if role is None:
         return dict(exists=False)
     state = dict(role, exists=True)
-    state.pop('oid')
+    for internal in ('oid', 'password_expired', 'password_expires_soon'):
+        state.pop(internal)
     return state
 
 

@@ -34,6 +34,9 @@ options:
     description:
       - V(on_create) sets the password only when the role is created.
       - V(always) also sets it on an existing role, unless logging in with O(password) already works (then nothing changes).
+      - While the role's password has expired (C(VALID UNTIL) in the past) no password logs in, so V(always) cannot tell
+        whether it is right. The module then fails with the fix (C(ALTER ROLE ... VALID UNTIL 'infinity') or a later
+        date) and changes nothing, rather than setting the password again on every run.
     type: str
     choices: [on_create, always]
     default: on_create
@@ -112,7 +115,7 @@ role:
   returned: always
   type: dict
   sample: {"exists": true, "name": "clickpipes_user", "login": true, "replication": true, "bypass_rls": false,
-           "connection_limit": -1, "superuser": false, "create_role": false, "create_db": false}
+           "connection_limit": -1, "superuser": false, "create_role": false, "create_db": false, "valid_until": null}
 diff:
   description: The role's state before and after, in diff mode.
   returned: when diff mode is on

@@ -28,7 +28,8 @@ def ready_facts(major=16, provider='generic', **overrides):
         publication=dict(name='pub', all_tables=False, operations=['insert', 'update', 'delete'], via_root=False,
                          members=[], schemas=[]),
         unpublished=[],
-        user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False),
+        user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False,
+                  valid_until=None, password_expired=False, password_expires_soon=False),
         privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
                         owned_tables=[]),
         pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False),
@@ -277,3 +278,25 @@ def test_an_unsound_scope_is_not_for_a_writing_module_to_fix():
     scope = Scope([], ['public'], missing_tables=['public.nope'], explicit=True)
     found = findings_for(ready_facts(scope=scope))['publication_tables']
     assert found['status'] == 'error' and found['fix']['module'] is None
+
+
+def expiring_user(expired):
+    return dict(ready_facts()['user'], valid_until='2001-02-03 04:05:06 UTC', password_expired=expired, password_expires_soon=True)
+
+
+def test_an_expired_password_is_an_error_no_writing_module_fixes():
+    failed = (False, 'FATAL: password authentication failed for user "cp"')
+    findings = findings_for(ready_facts(user=expiring_user(True), replication_connection=failed))
+    for check_id in ('user_login', 'replication_connection'):
+        item = findings[check_id]
+        assert item['status'] == 'error' and 'expired on 2001-02-03 04:05:06 UTC' in item['message'], item
+        assert item['fix']['sql'] == ['ALTER ROLE "cp" VALID UNTIL \'infinity\''] and item['fix']['module'] is None, item
+    assert 'rotate' not in findings['replication_connection']['message']
+    assert checks.pending_modules(list(findings.values())) == []
+
+
+def test_a_password_expiring_soon_is_a_warning():
+    findings = findings_for(ready_facts(user=expiring_user(False)))
+    assert findings['user_login']['status'] == 'warning' and 'expires on 2001-02-03' in findings['user_login']['message']
+    assert findings['user_login']['observed'] == 'LOGIN, VALID UNTIL 2001-02-03 04:05:06 UTC'
+    assert findings['replication_connection']['status'] == 'ok'
