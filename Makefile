@@ -61,7 +61,7 @@ help:
 	@echo 'make test-all-majors  integration against PostgreSQL $(ALL_MAJORS)'
 	@echo 'make molecule         molecule test --all (extensions/molecule: roles source, planetscale, neon)'
 	@echo 'make lint             ansible-lint --profile production'
-	@echo 'make build            ansible-galaxy collection build, then check the tarball'
+	@echo 'make build            ansible-galaxy collection build, check the tarball, run galaxy-importer on it (offline)'
 	@echo 'make changelog-lint   antsibull-changelog lint'
 	@echo 'make demo             PostgreSQL 15 + tools/demo.py'
 	@echo 'make bench            benchmark against psql and community.postgresql (BENCH_ARGS="--tables 1000 10000")'
@@ -158,7 +158,8 @@ build: | _venv
 	@$(QUIET) build bash -c ' \
 		rm -rf "$(BUILD_DIR)" && mkdir -p "$(BUILD_DIR)" && \
 		ansible-galaxy collection build --force --output-path "$(BUILD_DIR)" && \
-		$(PYTHON) tools/check_build.py "$(BUILD_DIR)"'
+		$(PYTHON) tools/check_build.py "$(BUILD_DIR)" && \
+		$(VPY) tools/galaxy_import.py "$(BUILD_DIR)"'
 
 changelog-lint: | _venv
 	@$(QUIET) changelog-lint bash -c ' \
