@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
+import sys
 
 import pytest
+import yaml
 
-from playbook import REPO_ROOT, VENV_BIN
+import pgcluster
+from playbook import REPO_ROOT, VENV_BIN, collections_path
+from support import HOSTILE_PASSWORD, fresh_roles
 
 ROLES = ('source', 'neon', 'planetscale')
 
@@ -97,3 +102,104 @@ def test_user_project_with_the_roles_lints_clean(tmp_path, tarball):
     # The installed collection was linted, not only site.yml.
     processed = int(re.search(r'in (\d+) files processed', proc.stdout).group(1))
     assert processed > len(list(installed_roles.rglob('*.yml'))), proc.stdout
+
+
+# --- prepare, re-run and verify: on other ansible-core versions, and through the module-execution path -------------
+
+IN_PROCESS = 'runs in the worker process'
+AS_MODULE = 'AnsiballZ_prepare_source.py'
+
+
+def ansible_venvs():
+    """The virtual environments whose ansible-core runs the playbooks: PGCDC_ANSIBLE_VENVS (`make ansible-versions`
+    sets the oldest and the newest ansible-core), else the one running the tests."""
+    return os.environ.get('PGCDC_ANSIBLE_VENVS', '').split() or [os.path.dirname(VENV_BIN)]
+
+
+def ansible_core_version(venv):
+    return run([os.path.join(venv, 'bin', 'python'), '-c', 'import ansible.release; print(ansible.release.__version__)'],
+               cwd=venv).strip()
+
+
+def playbook_environment(workdir):
+    """A user's environment with this checkout as the collection and an empty ansible.cfg."""
+    config = workdir / 'ansible.cfg'
+    config.write_text('[defaults]\n')
+    return dict(user_environment(), ANSIBLE_CONFIG=str(config), ANSIBLE_COLLECTIONS_PATH=collections_path(),
+                ANSIBLE_NOCOLOR='1', ANSIBLE_LOCAL_TEMP=str(workdir / 'tmp'))
+
+
+def run_job(venv, playbook, inventory, workdir):
+    proc = subprocess.run([os.path.join(venv, 'bin', 'ansible-playbook'), '-vvv', '-i', str(inventory), playbook],
+                          cwd=workdir, env=playbook_environment(workdir), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    return proc.returncode, proc.stdout
+
+
+def recap(output):
+    """ok/changed/failed of the play recap line of the one host."""
+    match = re.search(r'^shop\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', output, re.MULTILINE)
+    assert match, output
+    return tuple(int(group) for group in match.groups())
+
+
+def prepare_rerun_verify(pg, database, workdir, venv=None, python=None, user='clickpipes_user'):
+    """prepare, prepare again and verify, as a user runs them; each job's exit code, recap, path and report."""
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE lines (id int PRIMARY KEY, qty int)', dbname=database)
+    host = dict(clickpipes_login_host=pg.host, clickpipes_login_port=pg.port, clickpipes_login_user=pg.superuser,
+                clickpipes_login_password=pg.password, clickpipes_login_db=database, clickpipes_user=user,
+                clickpipes_password=HOSTILE_PASSWORD, clickpipes_report_dir=str(workdir / 'reports'))
+    if python:
+        host['clickpipes_python'] = python
+    inventory = workdir / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump(dict(clickpipes_sources=dict(hosts=dict(shop=host)))))
+    jobs = []
+    for playbook in ('pgcdc.clickpipes.prepare', 'pgcdc.clickpipes.prepare', 'pgcdc.clickpipes.verify'):
+        rc, output = run_job(venv or os.path.dirname(VENV_BIN), playbook, inventory, workdir)
+        assert HOSTILE_PASSWORD not in output
+        report = (workdir / 'reports' / 'shop.json').read_text()
+        report = json.loads(report.replace(database, '<database>').replace(user, '<user>'))
+        path = 'worker' if IN_PROCESS in output else 'module' if AS_MODULE in output else 'unknown'
+        jobs.append(dict(playbook=playbook, rc=rc, recap=recap(output), path=path, report=report))
+    return jobs
+
+
+def assert_prepared_then_quiet(jobs):
+    first, rerun, verify = jobs
+    assert [job['rc'] for job in jobs] == [0, 0, 0], jobs
+    assert first['report']['ready'] and first['report']['changes']['user'] and first['report']['changes']['publication']
+    assert rerun['recap'][1] == 0 and rerun['report']['changes'] == dict(user=[], grants=[], publication=[], settings=[])
+    assert verify['recap'][1] == 0 and verify['report']['ready']
+
+
+@pytest.mark.usefixtures(fresh_roles.__name__)
+@pytest.mark.parametrize('venv', ansible_venvs(), ids=os.path.basename)
+def test_prepare_rerun_verify_on_the_ansible_core_of(pg, database, tmp_path, venv):
+    """Cores before 2.19 execute the modules (plugins/plugin_utils/local_module.py falls back); later ones run them in
+    the worker process."""
+    version = ansible_core_version(venv)
+    jobs = prepare_rerun_verify(pg, database, tmp_path, venv=venv)
+    assert_prepared_then_quiet(jobs)
+    expected_path = 'module' if tuple(int(part) for part in version.split('.')[:2]) < (2, 19) else 'worker'
+    assert [job['path'] for job in jobs] == [expected_path] * 3, (version, jobs)
+
+
+@pytest.mark.usefixtures(fresh_roles.__name__)
+def test_module_execution_gives_the_worker_process_results(pg, database, tmp_path):
+    """clickpipes_python naming another Python (here a wrapper of this one) makes Ansible execute the modules, the path
+    cores before 2.19 always take: prepare, re-run and verify come out the same as in the worker process."""
+    wrapper = tmp_path / 'python'
+    wrapper.write_text('#!/bin/sh\nexec %s "$@"\n' % sys.executable)
+    wrapper.chmod(0o755)
+    other_database = pgcluster.create_database(pg, database + '_m')
+    try:
+        (tmp_path / 'worker').mkdir()
+        (tmp_path / 'module').mkdir()
+        in_process = prepare_rerun_verify(pg, database, tmp_path / 'worker', user='cp_worker')
+        executed = prepare_rerun_verify(pg, other_database, tmp_path / 'module', python=str(wrapper), user='cp_module')
+    finally:
+        pgcluster.drop_database(pg, other_database)
+    assert [job['path'] for job in in_process] == ['worker'] * 3, in_process
+    assert [job['path'] for job in executed] == ['module'] * 3, executed
+    assert_prepared_then_quiet(executed)
+    assert executed == [dict(job, path='module') for job in in_process]
