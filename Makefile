@@ -1,7 +1,7 @@
 # pgcdc.clickpipes: the single entry point for building and testing.
 #
 #   make test             everything CI runs (stops at the first failure)
-#   make demo             start PostgreSQL 15 and run tools/demo.py
+#   make demo             prepare, report and verify a throwaway PostgreSQL 15 (tools/demo.py)
 #   make help             list the targets
 #
 # Works as root and as a normal user. Nothing is written outside the checkout
@@ -69,7 +69,7 @@ help:
 	@echo 'make build            ansible-galaxy collection build, check the tarball, run galaxy-importer on it (offline)'
 	@echo 'make changelog-lint   antsibull-changelog lint'
 	@echo 'make ansible-versions prepare, re-run, verify on the oldest (2.16) and newest ansible-core, PostgreSQL $(MAJORS)'
-	@echo 'make demo             PostgreSQL 15 + tools/demo.py'
+	@echo 'make demo             the prepare and verify playbooks on a throwaway PostgreSQL 15 (DEMO_MAJOR=...)'
 	@echo 'make bench            benchmark against psql and community.postgresql (BENCH_ARGS="--tables 1000 10000")'
 	@echo 'make clean            remove the work directory $(WORK)'
 
@@ -210,10 +210,12 @@ ansible-versions: | _venv
 	PGCDC_ANSIBLE_VENVS="$(ANSIBLE_VENVS)/oldest $(ANSIBLE_VENVS)/newest" PGCDC_MAJORS="$(MAJORS)" \
 		$(VPY) -m pytest -q -p no:cacheprovider tests/integration/test_ecosystem.py -k ansible_core </dev/null
 
+# DEMO_MAJOR: the PostgreSQL major of the throwaway source.
+DEMO_MAJOR ?= 15
 demo:
 	@$(MAKE) venv
-	@$(MAKE) postgres MAJORS=15
-	@$(WITH_COLLECTIONS) $(VPY) tools/demo.py
+	@$(MAKE) postgres MAJORS=$(DEMO_MAJOR)
+	@PGCDC_DEMO_MAJOR=$(DEMO_MAJOR) $(VPY) tools/demo.py
 
 # Not a test: times psql, community.postgresql and this collection side by side and writes docs/benchmark.md.
 # BENCH_ARGS="--tables 1000 10000 50000 --runs 5 --fleet 50" for more; --fleet 0 leaves the fleet run out.

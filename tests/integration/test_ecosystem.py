@@ -203,3 +203,20 @@ def test_module_execution_gives_the_worker_process_results(pg, database, tmp_pat
     assert [job['path'] for job in executed] == ['module'] * 3, executed
     assert_prepared_then_quiet(executed)
     assert executed == [dict(job, path='module') for job in in_process]
+
+
+def test_make_demo_runs_the_job_users_run(pg):
+    """`make demo`: the prepare playbook on a throwaway source, the report it wrote, then verify; our warnings shown,
+    the cryptography deprecation that ansible-core 2.19 triggers (not ours) not."""
+    proc = subprocess.run(['make', '-s', 'demo', 'DEMO_MAJOR=%d' % pg.major], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stdout
+    output = proc.stdout
+    prepare = output.index('$ ansible-playbook pgcdc.clickpipes.prepare -i inventory.yml')
+    report = output.index('# ClickPipes CDC source: shop_source', prepare)
+    verify = output.index('$ ansible-playbook pgcdc.clickpipes.verify -i inventory.yml', report)
+    assert '**Ready**' in output[report:verify] and '## What this run changed' in output[report:verify]
+    assert re.search(r'shop_source\s+: ok=\d+\s+changed=0\s+unreachable=0\s+failed=0', output[verify:]), output
+    assert '[WARNING]: [generic]' in output[prepare:report]
+    assert not re.search(r'[A-Za-z]+Warning: ', output), output  # a Python warning line
+    assert "clickpipes_login_password: '********'" in output
