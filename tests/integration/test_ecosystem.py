@@ -6,12 +6,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import pytest
 import yaml
 
 import pgcluster
+from conftest import MAJORS
 from playbook import REPO_ROOT, VENV_BIN, collections_path
 from support import HOSTILE_PASSWORD, fresh_roles
 
@@ -172,43 +172,40 @@ def assert_prepared_then_quiet(jobs):
     assert verify['recap'][1] == 0 and verify['report']['ready']
 
 
+def python_wrapper(path, venv):
+    """An interpreter path that is not the playbook's Python, running the venv's (psycopg2 is there)."""
+    path.write_text('#!/bin/sh\nexec %s "$@"\n' % os.path.join(venv, 'bin', 'python'))
+    path.chmod(0o755)
+    return str(path)
+
+
 @pytest.mark.usefixtures(fresh_roles.__name__)
 @pytest.mark.parametrize('venv', ansible_venvs(), ids=os.path.basename)
 def test_prepare_rerun_verify_on_the_ansible_core_of(pg, database, tmp_path, venv):
-    """Cores before 2.19 execute the modules (plugins/plugin_utils/local_module.py falls back); later ones run them in
-    the worker process."""
+    """prepare, re-run and verify with the venv's ansible-core, twice: with the playbook's Python (cores from 2.19 run
+    the modules in the worker process, older ones execute them: plugins/plugin_utils/local_module.py falls back), and
+    with clickpipes_python naming another Python, which makes every core execute the modules. Same results."""
     version = ansible_core_version(venv)
-    jobs = prepare_rerun_verify(pg, database, tmp_path, venv=venv)
-    assert_prepared_then_quiet(jobs)
-    expected_path = 'module' if tuple(int(part) for part in version.split('.')[:2]) < (2, 19) else 'worker'
-    assert [job['path'] for job in jobs] == [expected_path] * 3, (version, jobs)
-
-
-@pytest.mark.usefixtures(fresh_roles.__name__)
-def test_module_execution_gives_the_worker_process_results(pg, database, tmp_path):
-    """clickpipes_python naming another Python (here a wrapper of this one) makes Ansible execute the modules, the path
-    cores before 2.19 always take: prepare, re-run and verify come out the same as in the worker process."""
-    wrapper = tmp_path / 'python'
-    wrapper.write_text('#!/bin/sh\nexec %s "$@"\n' % sys.executable)
-    wrapper.chmod(0o755)
     other_database = pgcluster.create_database(pg, database + '_m')
     try:
-        (tmp_path / 'worker').mkdir()
-        (tmp_path / 'module').mkdir()
-        in_process = prepare_rerun_verify(pg, database, tmp_path / 'worker', user='cp_worker')
-        executed = prepare_rerun_verify(pg, other_database, tmp_path / 'module', python=str(wrapper), user='cp_module')
+        (tmp_path / 'default').mkdir()
+        (tmp_path / 'executed').mkdir()
+        default = prepare_rerun_verify(pg, database, tmp_path / 'default', venv=venv, user='cp_default')
+        executed = prepare_rerun_verify(pg, other_database, tmp_path / 'executed', venv=venv, user='cp_executed',
+                                        python=python_wrapper(tmp_path / 'python', venv))
     finally:
         pgcluster.drop_database(pg, other_database)
-    assert [job['path'] for job in in_process] == ['worker'] * 3, in_process
-    assert [job['path'] for job in executed] == ['module'] * 3, executed
-    assert_prepared_then_quiet(executed)
-    assert executed == [dict(job, path='module') for job in in_process]
+    default_path = 'module' if tuple(int(part) for part in version.split('.')[:2]) < (2, 19) else 'worker'
+    assert [job['path'] for job in default] == [default_path] * 3, (version, default)
+    assert [job['path'] for job in executed] == ['module'] * 3, (version, executed)
+    assert_prepared_then_quiet(default)
+    assert executed == [dict(job, path='module') for job in default]
 
 
-def test_make_demo_runs_the_job_users_run(pg):
+def test_make_demo_runs_the_job_users_run():
     """`make demo`: the prepare playbook on a throwaway source, the report it wrote, then verify; our warnings shown,
     the cryptography deprecation that ansible-core 2.19 triggers (not ours) not."""
-    proc = subprocess.run(['make', '-s', 'demo', 'DEMO_MAJOR=%d' % pg.major], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+    proc = subprocess.run(['make', '-s', 'demo', 'DEMO_MAJOR=%d' % MAJORS[-1]], cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout
     output = proc.stdout
