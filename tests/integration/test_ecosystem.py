@@ -220,8 +220,10 @@ def test_make_demo_runs_the_job_users_run():
 
 
 @pytest.mark.usefixtures(fresh_roles.__name__)
-def test_the_settings_entry_point_uses_no_deprecated_option(make_cluster, tmp_path):
-    """community.postgresql 4 deprecates postgresql_alter_system's `port` alias: users must see no deprecation."""
+@pytest.mark.parametrize('venv', ansible_venvs(), ids=os.path.basename)
+def test_the_settings_entry_point_on_the_ansible_core_of(make_cluster, tmp_path, venv):
+    """The one entry point that uses community.postgresql (postgresql_alter_system, since 3.13), with the venv's
+    version of it; no deprecation shown (community.postgresql 4 deprecates the `port` alias)."""
     cluster = make_cluster(settings=dict(max_wal_senders='4'))
     cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
     host = dict(clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port,
@@ -229,7 +231,7 @@ def test_the_settings_entry_point_uses_no_deprecated_option(make_cluster, tmp_pa
                 clickpipes_login_db='postgres', clickpipes_manage_settings=True)
     inventory = tmp_path / 'inventory.yml'
     inventory.write_text(yaml.safe_dump(dict(clickpipes_sources=dict(hosts=dict(shop=host)))))
-    rc, output = run_job(os.path.dirname(VENV_BIN), 'pgcdc.clickpipes.prepare', inventory, tmp_path)
+    rc, output = run_job(venv, 'pgcdc.clickpipes.prepare', inventory, tmp_path)
     assert rc == 0 and 'Restart PostgreSQL so max_wal_senders takes effect.' in output, output
     assert cluster.query("SELECT name FROM pg_settings WHERE pending_restart") == [('max_wal_senders',)]
     assert 'DEPRECATION' not in output, output
