@@ -1,4 +1,5 @@
-"""The collection as users install it: the built tarball in a user's own project, and the module-execution path."""
+"""The collection as users meet it: the built tarball in their own linted project, the oldest and newest ansible-core
+with the module-execution path, the settings entry point, and `make demo`."""
 
 from __future__ import annotations
 
