@@ -1,7 +1,7 @@
 # pgcdc.clickpipes: the single entry point for building and testing.
 #
 #   make test             everything CI runs (stops at the first failure)
-#   make demo             start PostgreSQL 15 and run tools/demo.py
+#   make demo             prepare, report and verify a throwaway PostgreSQL 15 (tools/demo.py)
 #   make help             list the targets
 #
 # Works as root and as a normal user. Nothing is written outside the checkout
@@ -11,6 +11,7 @@
 # PGCDC_VERBOSE=1 shows the output of every step instead of hiding it.
 
 SHELL := /bin/bash
+comma := ,
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
@@ -40,6 +41,10 @@ export PGCDC_LOG_DIR := $(WORK)/logs
 # Every recipe finds the venv's ansible, ansible-test, ansible-lint, pytest first.
 export PATH := $(VENV_BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# ansible-core 2.19 (ansible/_internal/_ssh/_ssh_agent.py) imports cryptography's DSA module, and cryptography 51
+# deprecates DSA: every Ansible command would print that CryptographyDeprecationWarning. Only that warning is hidden
+# (a Python warnings filter on its text); Ansible's [WARNING] lines and the collection's own warnings stay.
+export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma))ignore:DSA is deprecated:UserWarning
 
 QUIET := tools/quiet
 # In a recipe: export ANSIBLE_COLLECTIONS_PATH pointing at this checkout.
@@ -48,7 +53,7 @@ WITH_COLLECTIONS = export ANSIBLE_COLLECTIONS_PATH="$$($(PYTHON) tools/collectio
 TEST_STEPS := venv postgres sanity units integration molecule lint build changelog-lint
 
 .PHONY: help venv _venv postgres collection-path workdir sanity units integration molecule lint build \
-	changelog-lint test test-all-majors demo bench clean
+	changelog-lint test test-all-majors ansible-versions demo bench clean
 
 help:
 	@echo 'make test             $(TEST_STEPS)'
@@ -61,9 +66,10 @@ help:
 	@echo 'make test-all-majors  integration against PostgreSQL $(ALL_MAJORS)'
 	@echo 'make molecule         molecule test --all (extensions/molecule: roles source, planetscale, neon)'
 	@echo 'make lint             ansible-lint --profile production'
-	@echo 'make build            ansible-galaxy collection build, then check the tarball'
+	@echo 'make build            ansible-galaxy collection build, check the tarball, run galaxy-importer on it (offline)'
 	@echo 'make changelog-lint   antsibull-changelog lint'
-	@echo 'make demo             PostgreSQL 15 + tools/demo.py'
+	@echo 'make ansible-versions prepare, re-run, verify on the oldest (2.16) and newest ansible-core, PostgreSQL $(MAJORS)'
+	@echo 'make demo             the prepare and verify playbooks on a throwaway PostgreSQL 15 (DEMO_MAJOR=...)'
 	@echo 'make bench            benchmark against psql and community.postgresql (BENCH_ARGS="--tables 1000 10000")'
 	@echo 'make clean            remove the work directory $(WORK)'
 
@@ -158,7 +164,8 @@ build: | _venv
 	@$(QUIET) build bash -c ' \
 		rm -rf "$(BUILD_DIR)" && mkdir -p "$(BUILD_DIR)" && \
 		ansible-galaxy collection build --force --output-path "$(BUILD_DIR)" && \
-		$(PYTHON) tools/check_build.py "$(BUILD_DIR)"'
+		$(PYTHON) tools/check_build.py "$(BUILD_DIR)" && \
+		$(VPY) tools/galaxy_import.py "$(BUILD_DIR)"'
 
 changelog-lint: | _venv
 	@$(QUIET) changelog-lint bash -c ' \
@@ -178,10 +185,37 @@ test:
 	done; \
 	echo "make test: OK:$${ran%,} (total $$((SECONDS - start))s; PostgreSQL $(MAJORS))"
 
+# prepare, re-run and verify (tests/integration/test_ecosystem.py) under the oldest ansible-core galaxy.yml's
+# requires_ansible claims and under the newest, each in a venv of its own in $(ANSIBLE_VENVS). Cores before 2.19
+# execute the modules (plugins/plugin_utils/local_module.py). community.postgresql comes from the `ansible` package:
+# 11.5.0 bundles 3.14.0, the oldest on PyPI with postgresql_alter_system (no `ansible` release bundles 3.13), which
+# is galaxy.yml's lower bound; the newest venv gets the newest ansible-core and community.postgresql.
+ANSIBLE_VENVS := $(WORK)/ansible-versions
+ANSIBLE_OLDEST := ansible-core~=2.16.0
+ANSIBLE_OLDEST_COLLECTIONS := ansible==11.5.0
+
+ansible-versions: | _venv
+	@$(MAKE) postgres
+	@$(QUIET) ansible-oldest bash -c ' \
+		$(PYTHON) -m venv "$(ANSIBLE_VENVS)/oldest" && cd "$(ANSIBLE_VENVS)/oldest" && \
+		bin/pip install "$(ANSIBLE_OLDEST)" psycopg2-binary && bin/pip install --no-deps "$(ANSIBLE_OLDEST_COLLECTIONS)"'
+	@$(QUIET) ansible-newest bash -c ' \
+		$(PYTHON) -m venv "$(ANSIBLE_VENVS)/newest" && cd "$(ANSIBLE_VENVS)/newest" && \
+		bin/pip install --upgrade ansible-core psycopg2-binary && bin/pip install --upgrade --no-deps ansible'
+	@$(WITH_COLLECTIONS) \
+	for venv in oldest newest; do \
+		printf '      %-15s ansible-core %s\n' "$$venv" \
+			"$$("$(ANSIBLE_VENVS)/$$venv/bin/python" -c 'import ansible.release; print(ansible.release.__version__)')"; \
+	done; \
+	PGCDC_ANSIBLE_VENVS="$(ANSIBLE_VENVS)/oldest $(ANSIBLE_VENVS)/newest" PGCDC_MAJORS="$(MAJORS)" \
+		$(VPY) -m pytest -q -p no:cacheprovider tests/integration/test_ecosystem.py -k ansible_core_of </dev/null
+
+# DEMO_MAJOR: the PostgreSQL major of the throwaway source.
+DEMO_MAJOR ?= 15
 demo:
 	@$(MAKE) venv
-	@$(MAKE) postgres MAJORS=15
-	@$(WITH_COLLECTIONS) $(VPY) tools/demo.py
+	@$(MAKE) postgres MAJORS=$(DEMO_MAJOR)
+	@PGCDC_DEMO_MAJOR=$(DEMO_MAJOR) $(VPY) tools/demo.py
 
 # Not a test: times psql, community.postgresql and this collection side by side and writes docs/benchmark.md.
 # BENCH_ARGS="--tables 1000 10000 50000 --runs 5 --fleet 50" for more; --fleet 0 leaves the fleet run out.

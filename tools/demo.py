@@ -1,15 +1,21 @@
 #!/usr/bin/env python
-"""Start a throwaway PostgreSQL with sample tables, prepare and check it with the collection, then stop it."""
+"""The job users run, on a throwaway PostgreSQL with sample tables: `ansible-playbook pgcdc.clickpipes.prepare`, the
+Markdown report it wrote, then `ansible-playbook pgcdc.clickpipes.verify`. The server is stopped and removed at the end.
+
+`make demo` runs it (with .venv's Ansible, and the Makefile's filter for library warnings that are not ours).
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tests' / 'harness'))
@@ -27,6 +33,7 @@ CREATE TABLE shop.events_2026 PARTITION OF shop.events FOR VALUES FROM ('2026-01
 INSERT INTO shop.customers VALUES (1, 'Ada'), (2, 'Grace');
 INSERT INTO shop.orders VALUES (1, 1, 12.50), (2, 2, 99.00);
 """
+HOST = 'shop_source'
 
 
 def collection_path(workdir):
@@ -37,24 +44,54 @@ def collection_path(workdir):
     return Path(workdir)
 
 
+def write_inventory(workdir, cluster):
+    """The inventory a user writes for one self-hosted source (docs/examples/inventories/ has more)."""
+    source = dict(clickpipes_login_host=cluster.host, clickpipes_login_port=cluster.port,
+                  clickpipes_login_user=cluster.superuser, clickpipes_login_password=cluster.password,
+                  clickpipes_login_db='shop', clickpipes_schemas=['shop'],
+                  clickpipes_password=secrets.token_urlsafe(18), clickpipes_report_dir='reports')
+    inventory = Path(workdir) / 'inventory.yml'
+    inventory.write_text(yaml.safe_dump(dict(clickpipes_sources=dict(hosts={HOST: source})), sort_keys=False))
+    return inventory
+
+
+def show_inventory(inventory):
+    hosts = yaml.safe_load(inventory.read_text())['clickpipes_sources']['hosts']
+    shown = {host: {name: '********' if name.endswith('password') else value for name, value in source.items()}
+             for host, source in hosts.items()}
+    print('\n=== The inventory (passwords hidden here)\n$ cat inventory.yml\n%s' % yaml.safe_dump(
+        dict(clickpipes_sources=dict(hosts=shown)), sort_keys=False), end='', flush=True)
+
+
+def step(title, command, workdir, env):
+    """Print the command as a user types it (.venv's ansible-playbook runs it), run it in workdir, return its exit code."""
+    print('\n=== %s\n$ %s' % (title, shlex.join([os.path.basename(command[0])] + command[1:])), flush=True)
+    return subprocess.run(command, cwd=workdir, env=env, stdin=subprocess.DEVNULL, check=False).returncode
+
+
+def show_report(workdir):
+    report = Path(workdir) / 'reports' / ('%s.md' % HOST)
+    print('\n=== The report prepare wrote\n$ cat reports/%s.md\n' % HOST)
+    print(report.read_text() if report.is_file() else '(no report was written)', flush=True)
+
+
 def main():
     major = int(os.environ.get('PGCDC_DEMO_MAJOR', '15'))
-    print('Starting a throwaway PostgreSQL %d on 127.0.0.1 ...' % major, flush=True)
+    print('Starting a throwaway PostgreSQL %d on 127.0.0.1 with a sample shop schema ...' % major, flush=True)
     cluster = pgcluster.start_cluster(major, name='demo')
     try:
         cluster.execute('CREATE DATABASE shop')
         cluster.execute(SAMPLE, dbname='shop')
-        with tempfile.TemporaryDirectory() as workdir:
-            variables = dict(demo_host=cluster.host, demo_port=cluster.port, demo_admin=cluster.superuser,
-                             demo_admin_password=cluster.password, demo_db='shop',
-                             demo_clickpipes_password=secrets.token_urlsafe(18))
-            inventory = Path(workdir) / 'inventory.json'
-            inventory.write_text(json.dumps(dict(demo=dict(hosts=dict(shop_source=variables)))))
-            env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_path(workdir)), ANSIBLE_NOCOWS='1',
-                       ANSIBLE_PYTHON_INTERPRETER=sys.executable)
-            playbook = ROOT / 'tools' / 'demo' / 'prepare_and_check.yml'
+        with tempfile.TemporaryDirectory(prefix='pgcdc-demo-') as workdir:
+            show_inventory(write_inventory(workdir, cluster))
+            env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(collection_path(workdir)), ANSIBLE_NOCOWS='1')
             ansible_playbook = str(Path(sys.executable).parent / 'ansible-playbook')
-            return subprocess.run([ansible_playbook, '-i', str(inventory), str(playbook)], env=env, check=False).returncode
+            prepared = step('Prepare the source: user, grants, publication, then check it', [
+                ansible_playbook, 'pgcdc.clickpipes.prepare', '-i', 'inventory.yml'], workdir, env)
+            show_report(workdir)
+            verified = step('Verify it, changing nothing (the nightly drift check)', [
+                ansible_playbook, 'pgcdc.clickpipes.verify', '-i', 'inventory.yml'], workdir, env)
+            return prepared or verified
     finally:
         cluster.destroy()
         print('The throwaway PostgreSQL was stopped and removed.')

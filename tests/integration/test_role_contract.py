@@ -40,9 +40,18 @@ def defaults_file(role: str, entry: str) -> Path:
     return own if own.is_file() else ROLES_DIR / role / 'defaults' / 'main.yml'
 
 
+# A role that passes the variables of the role it includes through documents them in its own spec; their defaults are
+# that role's (all but the variables it sets itself).
+PASSES_THROUGH = {'planetscale': ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'})}
+
+
 def load_defaults(role: str, entry: str) -> dict:
     path = defaults_file(role, entry)
-    return (load_yaml(path) or {}) if path.is_file() else {}
+    own = (load_yaml(path) or {}) if path.is_file() else {}
+    if role not in PASSES_THROUGH:
+        return own
+    included, set_by_role = PASSES_THROUGH[role]
+    return {**{name: value for name, value in load_defaults(included, 'main').items() if name not in set_by_role}, **own}
 
 
 def walk_options(options: dict, prefix=''):
@@ -106,3 +115,11 @@ def test_secrets_are_no_log(role, entry):
                if name.endswith(SECRET_SUFFIXES) and option.get('type') == 'str' and not option.get('choices')  # not update_password
                and not option.get('no_log')]
     assert not leaking, '%s:%s secret options without no_log: true: %s' % (role, entry, leaking)
+
+
+@pytest.mark.parametrize('role', sorted(PASSES_THROUGH))
+def test_passed_through_options_are_documented_as_the_included_role_does(role):
+    included, set_by_role = PASSES_THROUGH[role]
+    expected = {name: option for name, option in argument_specs(included)['main']['options'].items() if name not in set_by_role}
+    options = argument_specs(role)['main']['options']
+    assert {name: options.get(name) for name in expected} == expected
