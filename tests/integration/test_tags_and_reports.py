@@ -204,3 +204,24 @@ def test_bypass_rls_lets_the_user_read_rows_row_level_security_hides(pg, databas
     run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
     assert run.rc == 0 and 'replication_user' in run.result(role_task(ENGINE), 'shop')['modules_run'], run
     assert bypass() and rows_seen() == 3
+
+
+def test_the_settings_entry_point_follows_the_same_tags(make_cluster, tmp_path):
+    cluster = make_cluster(settings=dict(max_wal_senders='4'))
+    cluster.execute('CREATE TABLE orders (id int PRIMARY KEY)')
+    reports = tmp_path / 'reports'
+    variables = source_vars(cluster, 'postgres', reports, clickpipes_manage_settings=True)
+    inventory = write_inventory(tmp_path / 'inventory.yml', {'selfhosted': variables})
+
+    look = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=dict(ANSIBLE_RUN_TAGS='preflight,report'))
+    assert look.rc == 0, look
+    assert look.result(role_task(ENGINE), 'selfhosted')['modules_run'] == [] and (reports / 'selfhosted.json').exists()
+    assert cluster.query("SELECT count(*) FROM pg_settings WHERE pending_restart") == [(0,)]
+
+    tasks = [dict(name='Make it a ClickPipes source', tags=['clickpipes'], vars=variables,
+                  **{'ansible.builtin.include_role': dict(name='pgcdc.clickpipes.source', tasks_from='settings')})]
+    run = run_playbook(tasks, env=dict(ANSIBLE_RUN_TAGS='clickpipes'))
+    assert run.rc == 0, run
+    assert cluster.query("SELECT name FROM pg_settings WHERE pending_restart") == [('max_wal_senders',)]
+    assert run.result(role_task(ENGINE))['modules_run'] == WRITING_MODULES
+    assert 'max_wal_senders' in report_of(reports, 'localhost')['changes']['settings']
