@@ -14,7 +14,7 @@ description:
     C(<host>.md) on the controller when O(report_dir) is set, and publishes its summary under the custom stat
     C(clickpipes) (aggregated over hosts, as M(ansible.builtin.set_stats) with C(per_host=false) does), for AWX and
     C(ANSIBLE_SHOW_CUSTOM_STATS).
-  - Reports every M(pgcdc.clickpipes.prepare_source) result, a failed one too: with the findings it holds (none when
+  - Reports every M(pgcdc.clickpipes.prepare_source) result, a failed one too, with the findings it holds (none when
     it failed before a check, for instance on a refused connection or an invalid option), C(ready=false), its message
     under RV(failure) and what it committed under RV(changes) and RV(modules_run).
   - The file name is the inventory host name percent-encoded as UTF-8 (every byte other than a lower-case letter, a
@@ -25,7 +25,7 @@ description:
     not even through a symlink planted there.
   - The files are outputs of the run, so writing them never counts as a change. Check mode writes no file.
   - Skipped when the variable holds no M(pgcdc.clickpipes.prepare_source) result. Fails when the result checked and
-    wrote nothing (no phase ran: with the roles, the tags selected none), so such a run never passes.
+    wrote nothing (no phase ran; with the roles, the tags selected none), so such a run never passes.
   - When the result is unreachable (the admin connection failed, and the task let it through with
     C(ignore_unreachable), as the roles do), the report is written and then this task reports the host unreachable.
   - An action that runs on the controller; it connects to nothing.

@@ -32,7 +32,8 @@ MARKDOWN = r'''# ClickPipes CDC source: {{ report.host }}
 {{ report.summary.ok }} ok, {{ report.summary.warning }} warning(s), {{ report.summary.error }} error(s), {{ report.summary.skipped }} skipped.
 {% if report.failure is not none %}
 
-**The run failed**{{ ' (the database was unreachable)' if report.unreachable else '' }}{{ ' in the steps ' ~ report.modules_run | join(', ') if report.modules_run else '' }}:
+**The run failed**{{ ' (the database was unreachable)' if report.unreachable else '' }}
+{{- ' in the steps ' ~ report.modules_run | join(', ') if report.modules_run else '' }}:
 
 ```text
 {{ report.failure }}

@@ -94,7 +94,7 @@ def generated_host_names(seed, count):
              'E\u0301', '\u0130', '\u00df', '\u4e2d', '\U0001f600', ':', '*', '?', '"', '<', '>', '|', 'eu', 'orders']
     names = set()
     while len(names) < count:
-        name = ''.join(rng.choice(parts) for _ in range(rng.choice([1, 2, 3, 5, 8, 40, 120])))
+        name = ''.join(rng.choice(parts) for _part in range(rng.choice([1, 2, 3, 5, 8, 40, 120])))
         names.add(name)
         names.update((name.upper(), name.lower(), name.swapcase()))
     return names
