@@ -96,16 +96,21 @@ DOCUMENTED = [
 ]
 
 
+@pytest.mark.parametrize('playbook', ['prepare', 'verify'])
 @pytest.mark.parametrize('tags, skip_tags, writers, reported', DOCUMENTED)
-def test_the_documented_tags_of_the_prepare_playbook(pg, database, tmp_path, tags, skip_tags, writers, reported):
+def test_the_documented_tags_of_the_playbooks(pg, database, tmp_path, playbook, tags, skip_tags, writers, reported):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports)})
+    before = snapshot(pg, database)
     env = dict(ANSIBLE_RUN_TAGS=tags or None, ANSIBLE_SKIP_TAGS=skip_tags or None)
-    run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory, env=env)
+    run = run_playbook_file('pgcdc.clickpipes.%s' % playbook, inventory=inventory, env=env)
     assert run.rc == 0, run
-    assert run.result(role_task(ENGINE), 'shop')['modules_run'] == writers
+    engine = run.result(role_task(ENGINE), 'shop')
+    assert engine['modules_run'] == (writers if playbook == 'prepare' else []) and 'findings' in engine
     assert (reports / 'shop.json').exists() is reported
+    if playbook == 'verify':
+        assert snapshot(pg, database) == before
 
 
 def test_the_verify_playbook_with_the_users_tag_checks_and_reports(pg, database, tmp_path):
