@@ -172,6 +172,23 @@ def test_a_database_that_cannot_be_reached_is_unreachable_and_still_reported(pg,
         assert 'not-the-password' not in run.stdout + (reports / 'localhost.json').read_text()
 
 
+@pytest.mark.parametrize('playbook', ['pgcdc.clickpipes.prepare', 'pgcdc.clickpipes.verify'])
+def test_the_playbooks_exit_4_for_a_database_that_is_down_and_2_for_one_not_ready(pg, database, tmp_path, playbook):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    reports = tmp_path / 'reports'
+    hosts = {'eu/down': source_vars(pg, database, reports, clickpipes_login_port=free_port())}
+    inventory = write_inventory(tmp_path / 'inventory.yml', hosts)
+    run = run_playbook_file(playbook, inventory=inventory)
+    assert run.rc == 4, run
+    assert report_of(reports, 'eu%2fdown')['unreachable'] is True
+    # A source that is not ready beside it: 4 still wins, and that source is failed, with its report.
+    hosts['shop'] = source_vars(pg, database, reports, clickpipes_fail_on='error', clickpipes_check_only=True)
+    inventory = write_inventory(tmp_path / 'inventory.yml', hosts)
+    run = run_playbook_file(playbook, inventory=inventory)
+    assert run.rc == 4 and run.status(role_task(ENGINE), 'shop') == 'failed', run
+    assert report_of(reports, 'shop')['ready'] is False and report_of(reports, 'shop')['failure']
+
+
 def test_a_module_that_cannot_connect_is_unreachable(tmp_path):
     task = dict(name='check', **{'pgcdc.clickpipes.source_check': dict(login_host='127.0.0.1', login_port=free_port())})
     run = run_playbook([task])
