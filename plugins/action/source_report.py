@@ -17,6 +17,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
+NOTHING_RAN = ('%s holds a prepare_source result that checked nothing and wrote nothing: no phase ran (with the roles, '
+               'the tags selected none of preflight, prepare, verify). Run without --tags, with your own tag on the '
+               'include_role, or with --tags preflight,report to look without changing anything.')
+
+
 class ActionModule(ActionBase):
     """Runs in the worker: the report is an output of the run, so writing it never counts as a change."""
 
@@ -30,8 +35,11 @@ class ActionModule(ActionBase):
         # Read as registered, not templated: a result holds thousands of values, and templating them costs each host
         # several milliseconds of CPU.
         source = task_vars.get(args['result_var'])
-        if not isinstance(source, dict) or 'findings' not in source:
-            return dict(result, skipped=True, skip_reason='%s holds no check, so there is nothing to report.' % args['result_var'])
+        if not isinstance(source, dict) or source.get('skipped'):
+            return dict(result, skipped=True, skip_reason='%s holds no prepare_source result, so there is nothing to report.'
+                        % args['result_var'])
+        if ran_nothing(source):
+            raise AnsibleActionFail(NOTHING_RAN % args['result_var'])
         report = reports.build(task_vars['inventory_hostname'], source, args['settings_changed'])
         if args['report_dir'] and not self._task.check_mode:
             try:
@@ -41,4 +49,13 @@ class ActionModule(ActionBase):
                                         'the roles) to a folder this user can write.' % (args['report_dir'], exc.strerror or exc))
         result.update(report, changed=False, ansible_stats=dict(
             data=dict(clickpipes={report['host']: reports.summary(report)}), per_host=False, aggregate=True))
+        if report['unreachable']:
+            # The roles let the unreachable result through (ignore_unreachable) to write this report: the host is
+            # unreachable from here on, as it was.
+            result.update(unreachable=True, msg=report['failure'])
         return result
+
+
+def ran_nothing(source):
+    """Whether a prepare_source result neither checked nor wrote anything (no phase was selected), nor failed."""
+    return not (source.get('failed') or source.get('unreachable') or 'findings' in source or source.get('modules_run'))

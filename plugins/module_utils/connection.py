@@ -123,7 +123,7 @@ def connect(params, user=None, password=None, **extra):
         conn = psycopg2.connect(**kwargs)
     except psycopg2.Error as exc:
         raise ClickPipesError('Could not connect to %s: %s. %s' % (
-            describe_target(params, user), first_line(exc), connection_hint(exc)))
+            describe_target(params, user), first_line(exc), connection_hint(exc)), unreachable=True)
     if conn.server_version < MINIMUM_SERVER_VERSION:
         version = conn.server_version
         conn.close()

@@ -34,7 +34,8 @@ def writer_args(params):
     """Each writing module's options, from this module's."""
     scope = dict(schemas=params['schemas'], tables=params['tables'])
     return dict(
-        replication_user=dict(name=params['user'], password=params['password'], update_password=params['update_password']),
+        replication_user=dict(name=params['user'], password=params['password'], update_password=params['update_password'],
+                              bypass_rls=params['bypass_rls']),
         replication_grants=dict(scope, user=params['user']),
         publication=dict(scope, name=params['publication'], mode=params['publication_mode'],
                          operations=params['publication_operations'], exact=params['publication_exact'],
@@ -226,6 +227,7 @@ def argument_spec():
     spec.update(write_argument_spec())
     spec.update(
         update_password=dict(type='str', choices=['on_create', 'always'], default='on_create', no_log=False),
+        bypass_rls=dict(type='bool'),
         publication_mode=dict(type='str', choices=['tables', 'schemas', 'all_tables'], default='tables'),
         publication_operations=dict(type='list', elements='str', choices=list(publications.OPERATIONS)),
         publication_exact=dict(type='bool', default=False),

@@ -44,6 +44,13 @@ options:
     type: str
     choices: [on_create, always]
     default: on_create
+  bypass_rls:
+    description:
+      - V(true) gives the user C(BYPASSRLS), so row-level security cannot hide rows from ClickPipes' initial load;
+        V(false) removes it. Unset leaves the attribute as it is.
+      - Passed to M(pgcdc.clickpipes.replication_user), which runs when the user is created or a check it manages
+        (such as C(row_level_security)) is not ok.
+    type: bool
   schemas:
     description:
       - Schemas in scope; with an empty O(tables), all their tables.

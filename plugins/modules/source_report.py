@@ -14,8 +14,20 @@ description:
     C(<host>.md) on the controller when O(report_dir) is set, and publishes its summary under the custom stat
     C(clickpipes) (aggregated over hosts, as M(ansible.builtin.set_stats) with C(per_host=false) does), for AWX and
     C(ANSIBLE_SHOW_CUSTOM_STATS).
+  - Reports every M(pgcdc.clickpipes.prepare_source) result, a failed one too, with the findings it holds (none when
+    it failed before a check, for instance on a refused connection or an invalid option), C(ready=false), its message
+    under RV(failure) and what it committed under RV(changes) and RV(modules_run).
+  - The file name is the inventory host name percent-encoded as UTF-8 (every byte other than a lower-case letter, a
+    digit, C(_), C(-) and a dot that does not start the name becomes C(%xx)), so C(eu/orders) writes
+    C(eu%2forders.json), C(Shop) C(%53hop.json), and no two hosts share a file, even on a case-insensitive file system.
+    A name longer than a file system takes keeps its first bytes and ends in C(~) and the SHA-256 of the host name.
+    Each file is written beside its final name and renamed over it, so nothing is ever written outside O(report_dir),
+    not even through a symlink planted there.
   - The files are outputs of the run, so writing them never counts as a change. Check mode writes no file.
-  - Skipped when the variable holds no check (the run failed before one, or no check phase ran).
+  - Skipped when the variable holds no M(pgcdc.clickpipes.prepare_source) result. Fails when the result checked and
+    wrote nothing (no phase ran; with the roles, the tags selected none), so such a run never passes.
+  - When the result is unreachable (the admin connection failed, and the task let it through with
+    C(ignore_unreachable), as the roles do), the report is written and then this task reports the host unreachable.
   - An action that runs on the controller; it connects to nothing.
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:
@@ -116,6 +128,19 @@ changes:
   description: The statements this run sent, per writing step (C(user), C(grants), C(publication)), and the settings it changed.
   returned: success
   type: dict
+failure:
+  description: The message of the failed M(pgcdc.clickpipes.prepare_source) task; null when it did not fail.
+  returned: success
+  type: str
+unreachable:
+  description: Whether the admin connection failed (the source could not be examined).
+  returned: success
+  type: bool
+modules_run:
+  description: The writing steps the run started; when it failed, the last one is the step that failed.
+  returned: success
+  type: list
+  elements: str
 files:
   description: The report files written.
   returned: when O(report_dir) is set, outside check mode

@@ -56,6 +56,14 @@ def mask_secrets(result, secrets):
     return result
 
 
+def as_unreachable(result):
+    """A result that failed to open the admin connection (marked by connection.connect) counts as unreachable, as
+    Ansible's exit code 4 promises: Ansible looks at ``failed`` before ``unreachable``, so ``failed`` goes."""
+    if result.get('unreachable'):
+        result.pop('failed', None)
+    return result
+
+
 def python_environment(path):
     """The binary a Python path runs and its virtual environment (found beside the path, not beside the binary)."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -76,12 +84,12 @@ class LocalModuleAction(ActionBase):
         del tmp
         if self._runs_here(task_vars or {}):
             display.vvv('%s runs in the worker process (local connection, this Python)' % self._task.action)
-            return merge_hash(result, self._run_here())
+            return as_unreachable(merge_hash(result, self._run_here()))
         wrap_async = self._task.async_val and not self._connection.has_native_async
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
         if not wrap_async:
             self._remove_tmp_path(self._connection._shell.tmpdir)  # pylint: disable=protected-access
-        return result
+        return as_unreachable(result)
 
     def _runs_here(self, task_vars):
         if get_module_encoder is None or connection.psycopg2 is None:
