@@ -87,7 +87,7 @@ class Source:
     publication_state: str
     scope: set[tuple[str, str]]  # the tables the user must read (roots and partitions)
     published: set[tuple[str, str]]  # the leaf tables the publication must cover
-    readable_before: set[tuple[str, str]]  # tables outside the scope the user could already read (never revoked)
+    readable_before: set[tuple[str, str]]  # tables the user could read before the run (never revoked)
     late_schemas: list[str]  # schemas where a table created after prepare must become readable
     alien: str  # an owner role the managed-like admin is not a member of
     refusals: list[str]  # why a sound run must not end ready
@@ -400,8 +400,7 @@ def _draw_grants(b: _Builder, source: Source):
     user = quote_ident(source.user)
     for table in rng.sample(tables, min(len(tables), rng.randint(0, 2))):
         b.sql.append('GRANT SELECT ON %s TO %s;' % (qualified(table.ref), user))
-        if table.ref not in source.scope:
-            source.readable_before.add(table.ref)
+        source.readable_before.add(table.ref)
 
 
 def _draw_publication(b: _Builder, source: Source):
