@@ -91,9 +91,15 @@ class Source:
     late_schemas: list[str]  # schemas where a table created after prepare must become readable
     alien: str  # an owner role the managed-like admin is not a member of
     refusals: list[str]  # why a sound run must not end ready
+    blocking: list[str]  # the refusals reading the catalog finds: the run must refuse before its first write
     uncertain: list[str]  # why the generator cannot tell whether the run ends ready (both empty: it must)
     publication_options: dict[str, t.Any]  # a pre-existing publication's options, to stay as they were
     publication_target: str = ''  # how the pre-existing publication was created (FOR ...)
+
+    def refuse(self, reason: str, before_writing: bool = True):
+        self.refusals.append(reason)
+        if before_writing:
+            self.blocking.append(reason)
 
     def table(self, ref: tuple[str, str]) -> Table:
         return next(table for table in self.tables if table.ref == ref)
@@ -114,10 +120,11 @@ class Source:
     def describe(self) -> str:
         """What a person needs to replay the seed by hand."""
         public = dict((key, value) for key, value in self.variables.items() if 'password' not in key)
-        return ('seed %d on PostgreSQL %d: user %s (%s), publication %s, admin %s\nvariables: %r\nrefusals: %r\n'
-                '--- schema SQL ---\n%s' % (self.seed, self.major, self.user, self.user_state, self.publication_state,
-                                            'superuser' if self.admin['superuser'] else self.admin['user'], public,
-                                            self.refusals, self.sql))
+        return ('seed %d on PostgreSQL %d: user %s (%s), publication %s, admin %s\nvariables: %r\nrefusals: %r '
+                '(before writing: %r)\nuncertain: %r\n--- schema SQL ---\n%s' % (
+                    self.seed, self.major, self.user, self.user_state, self.publication_state,
+                    'superuser' if self.admin['superuser'] else self.admin['user'], public, self.refusals, self.blocking,
+                    self.uncertain, self.sql))
 
 
 class _Builder:
@@ -237,6 +244,7 @@ class _Builder:
             qualified(child.ref), qualified(parent.ref), start, start + 5, sub))
         if levels > 1:
             self.draw_sub_partitions(child, levels - 1)
+        self.sql.append('ALTER TABLE %s OWNER TO %s;' % (qualified(child.ref), quote_ident(child.owner)))
 
     def draw_identity(self, table: Table):
         table.identity = self.rng.choice(IDENTITIES)
@@ -308,7 +316,7 @@ def generate(seed: int, major: int) -> Source:
     source = Source(seed=seed, major=major, sql='', variables={}, admin=admin, user=user, password=password, roles=roles,
                     owners=sorted(set(tb.owner for tb in b.tables)), tables=b.tables, user_state='absent',
                     publication_state='absent', scope=set(), published=set(), readable_before=set(), late_schemas=[],
-                    alien=alien, refusals=[], uncertain=[], publication_options={})
+                    alien=alien, refusals=[], blocking=[], uncertain=[], publication_options={})
     source.variables = dict(clickpipes_user=user, clickpipes_password=password,
                             clickpipes_update_password=rng.choice(['on_create', 'always']))
     _draw_scope(b, source, schemas)
@@ -337,7 +345,7 @@ def _draw_scope(b: _Builder, source: Source, schemas: list[str]):
             names.append('%s.no_such_table' % quote_ident(scoped_schemas[0]))
         else:
             scoped_schemas.append('no such schema %d' % b.seed)
-        source.refusals.append('a name in the scope does not exist')
+        source.refuse('a name in the scope does not exist')
     source.variables.update(clickpipes_schemas=scoped_schemas, clickpipes_tables=names, clickpipes_publication_mode=mode,
                             clickpipes_publication='g%d pub' % b.seed if rng.random() < 0.3 else 'clickpipes_publication')
     if listed:
@@ -347,9 +355,9 @@ def _draw_scope(b: _Builder, source: Source, schemas: list[str]):
         source.late_schemas = [name for name in scoped_schemas if name in schemas]
     source.scope = {ref for ref in named | {d.ref for ref in named for d in source.descendants(ref)} if source.table(ref).is_table}
     if not source.scope:
-        source.refusals.append('no table in the scope')
+        source.refuse('no table in the scope')
     if names and mode != 'tables':
-        source.refusals.append('clickpipes_tables is given with publication mode %s' % mode)
+        source.refuse('clickpipes_tables is given with publication mode %s' % mode)
 
 
 def _draw_user_state(b: _Builder, source: Source):
@@ -358,7 +366,8 @@ def _draw_user_state(b: _Builder, source: Source):
     managed = not source.admin['superuser']
     if source.user in source.owners or source.user == b.role('app'):
         source.user_state = 'owner'
-        source.refusals.append('the replication user %s is a role that owns tables' % source.user)
+        source.refuse('the replication user %s is a role that owns tables' % source.user)
+        source.readable_before = {table.ref for table in source.tables if table.owner == source.user}
         return
     if managed and b.major < 16 and rng.random() < 0.7:
         source.user_state = 'ready'
@@ -373,15 +382,15 @@ def _draw_user_state(b: _Builder, source: Source):
         # Hashed by the server: this is the fixture, logged before any invariant reads the log.
         b.sql.append('CREATE ROLE %s %s PASSWORD %s;' % (quote_ident(source.user), attributes, quote_literal(password)))
     if state == 'other_password' and not always:
-        source.refusals.append('the existing user has another password and update_password is on_create')
+        source.refuse('the existing user has another password and update_password is on_create', before_writing=False)
     if state == 'expired' and not always:
-        source.refusals.append('the existing user\'s password expired (VALID UNTIL %s)' % FAR_PAST)
+        source.refuse('the existing user\'s password expired (VALID UNTIL %s)' % FAR_PAST, before_writing=False)
     if state == 'expired' and always:
         source.uncertain.append('an expired user with update_password: always (may be repaired)')
     needs_alter = state in ('nologin', 'noreplication') or (always and state in ('other_password', 'expired'))
     if managed and (needs_alter or (state == 'absent' and b.major < 16)):
         # Before 16 only a superuser creates or alters REPLICATION roles; from 16 the admin needs ADMIN on the role.
-        source.refusals.append('a managed-like admin cannot create or alter the replication user here (%s)' % state)
+        source.refuse('a managed-like admin cannot create or alter the replication user here (%s)' % state)
 
 
 def _draw_grants(b: _Builder, source: Source):
@@ -474,22 +483,22 @@ def _expect(source: Source):
 
     for table in map(source.table, sorted(source.scope)):
         if table.kind == 'unlogged':
-            source.refusals.append('UNLOGGED table %s in the scope cannot be published' % qualified(table.ref))
+            source.refuse('UNLOGGED table %s in the scope cannot be published' % qualified(table.ref))
         if table.row_security:
-            source.refusals.append('row-level security on %s hides rows from the user' % qualified(table.ref))
+            source.refuse('row-level security on %s hides rows from the user' % qualified(table.ref), before_writing=False)
         if '.' in table.schema or '.' in table.name:
-            source.refusals.append('ClickPipes cannot take the dotted name %s' % qualified(table.ref))
+            source.refuse('ClickPipes cannot take the dotted name %s' % qualified(table.ref))
         if managed and table.owner == source.alien:
-            source.refusals.append('the admin is not a member of %s, which owns %s' % (table.owner, qualified(table.ref)))
+            source.refuse('the admin is not a member of %s, which owns %s' % (table.owner, qualified(table.ref)))
     without_identity = sorted(ref for ref in source.published if not source.table(ref).has_identity)
     for ref in without_identity:
         if ref in before or state == 'insert_only':
             source.uncertain.append('%s has no replica identity and was published before the run' % qualified(ref))
         else:
-            source.refusals.append('%s has no primary key or replica identity; publishing its UPDATE/DELETE breaks the '
+            source.refuse('%s has no primary key or replica identity; publishing its UPDATE/DELETE breaks the '
                                    'application' % qualified(ref))
     if managed and mode != 'tables':
-        source.refusals.append('publication mode %s needs a superuser' % mode)
+        source.refuse('publication mode %s needs a superuser' % mode)
     if managed and state in ('all_tables', 'in_schema'):
         source.uncertain.append('the publication belongs to a superuser the managed-like admin cannot act as')
     if state in ('insert_only', 'via_root'):

@@ -346,15 +346,30 @@ def test_ready_exactly_when_the_description_allows(outcome):
         assert run.ready, 'prepare did not end ready on a source the generator sees nothing wrong with\n%s' % outcome.context()
 
 
+def test_refusal_known_by_reading_comes_before_any_write(outcome):
+    """Plan, then write: what the catalog already shows (missing names, unlogged or dotted tables, no replica identity,
+    the owner as the user, what the admin may not do) stops the run before its first write."""
+    run, source = outcome.runs['prepare'], outcome.source
+    if source.blocking:
+        assert run.snapshot_after == outcome.before and run.writes == [], 'the run wrote %s before refusing (%s)\n%s' % (
+            run.changes, source.blocking, outcome.context())
+
+
 def test_check_mode_wrote_nothing_and_predicted_the_run(outcome):
     check, real = outcome.runs['check'], outcome.runs['prepare']
-    assert check.snapshot_after == outcome.before, 'check mode changed the catalog\n%s' % outcome.context()
-    assert check.writes == [], 'check mode sent writing statements: %s\n%s' % (check.writes, outcome.context())
-    assert check.failed == real.failed, 'check mode %s but the run %s\n%s' % (
-        'failed' if check.failed else 'passed', 'failed' if real.failed else 'passed', outcome.context())
-    if not real.failed:
-        assert (check.engine or {}).get('changed') == (real.engine or {}).get('changed'), outcome.context()
-        assert (check.engine or {}).get('queries') == (real.engine or {}).get('queries'), outcome.context()
+    problems = []
+    if check.snapshot_after != outcome.before:
+        problems.append('check mode changed the catalog')
+    if check.writes:
+        problems.append('check mode sent writing statements: %s' % check.writes)
+    if check.failed != real.failed:
+        problems.append('check mode %s but the run %s' % ('failed' if check.failed else 'passed', 'failed' if real.failed else 'passed'))
+    planned, done = check.engine or {}, real.engine or {}
+    if planned.get('changed') != done.get('changed'):
+        problems.append('check mode predicted changed=%s, the run changed=%s' % (planned.get('changed'), done.get('changed')))
+    if not real.failed and planned.get('queries') != done.get('queries'):
+        problems.append('check mode planned %s, the run executed %s' % (planned.get('queries'), done.get('queries')))
+    assert problems == [], '%s\n%s' % ('; '.join(problems), outcome.context())
 
 
 def test_application_writes_still_work(outcome):
@@ -445,11 +460,14 @@ def test_verify_agrees_with_prepare(outcome):
     assert (verify.ready, verify.error_ids) == (real.ready, real.error_ids), outcome.context()
 
 
+def test_every_run_writes_its_report(outcome):
+    """The report task runs after the engine either way (check mode writes no file, by design of source_report)."""
+    missing = [phase for phase, run in outcome.runs.items() if phase != 'check' and not (run.report and run.markdown)]
+    assert missing == [], 'no <host>.json/.md written for the %s run(s)\n%s' % (', '.join(missing), outcome.context())
+
+
 def test_failed_run_left_nothing_or_what_it_reported(outcome):
-    for phase, run in outcome.runs.items():
-        if phase == 'check':
-            continue  # check mode writes no report file, by design (source_report)
-        assert run.report is not None and run.markdown, 'no report written for the %s run\n%s' % (phase, outcome.context())
+    """Each step whose part of the catalog a failed run changed is one it reported changes for, and the reverse."""
     real = outcome.runs['prepare']
     if not real.failed:
         return
