@@ -3,7 +3,8 @@
 ``generate(seed, major)`` returns a :class:`Source`: the SQL that builds it (run by a superuser in a fresh database),
 the role variables of the run, and what the generator expects, computed from the description and never from a
 catalog: the tables the replication user must read (``scope``), the tables the publication must cover
-(``published``, as leaf tables) and the reasons a sound run must refuse (``refusals``).
+(``published``, as leaf tables), the reasons a sound run must refuse (``refusals``; ``blocking``, those reading the
+catalog finds, before any write) and the reasons the generator cannot tell (``uncertain``).
 
 Every name the source creates in the cluster (roles) carries the seed, so many sources can share one cluster and
 one playbook run. Tables are ``(schema, name)`` tuples throughout.
@@ -93,7 +94,6 @@ class Source:
     refusals: list[str]  # why a sound run must not end ready
     blocking: list[str]  # the refusals reading the catalog finds: the run must refuse before its first write
     uncertain: list[str]  # why the generator cannot tell whether the run ends ready (both empty: it must)
-    publication_options: dict[str, t.Any]  # a pre-existing publication's options, to stay as they were
     publication_target: str = ''  # how the pre-existing publication was created (FOR ...)
 
     def refuse(self, reason: str, before_writing: bool = True):
@@ -316,7 +316,7 @@ def generate(seed: int, major: int) -> Source:
     source = Source(seed=seed, major=major, sql='', variables={}, admin=admin, user=user, password=password, roles=roles,
                     owners=sorted(set(tb.owner for tb in b.tables)), tables=b.tables, user_state='absent',
                     publication_state='absent', scope=set(), published=set(), readable_before=set(), late_schemas=[],
-                    alien=alien, refusals=[], blocking=[], uncertain=[], publication_options={})
+                    alien=alien, refusals=[], blocking=[], uncertain=[])
     source.variables = dict(clickpipes_user=user, clickpipes_password=password,
                             clickpipes_update_password=rng.choice(['on_create', 'always']))
     _draw_scope(b, source, schemas)
@@ -350,6 +350,8 @@ def _draw_scope(b: _Builder, source: Source, schemas: list[str]):
                             clickpipes_publication='g%d pub' % b.seed if rng.random() < 0.3 else 'clickpipes_publication')
     if listed:
         named = set(listed)
+        if any(not source.table(ref).is_table for ref in listed):
+            source.refuse('a name in clickpipes_tables is a view, materialized view or foreign table')
     else:
         named = {tb.ref for tb in roots if tb.schema in scoped_schemas}
         source.late_schemas = [name for name in scoped_schemas if name in schemas]
@@ -422,7 +424,7 @@ def _draw_publication(b: _Builder, source: Source):
     if state == 'absent':
         return
     name = quote_ident(source.variables['clickpipes_publication'])
-    options = dict(publish='insert, update, delete, truncate', publish_via_partition_root=False)
+    options = dict(publish='insert, update, delete, truncate', publish_via_partition_root=False)  # PostgreSQL's defaults
     if state == 'all_tables':
         target = 'FOR ALL TABLES'
     elif state == 'in_schema':
@@ -443,7 +445,6 @@ def _draw_publication(b: _Builder, source: Source):
     b.sql.append('CREATE PUBLICATION %s %s WITH (%s);' % (name, target, with_clause))
     if not source.admin['superuser'] and not target.startswith(('FOR ALL', 'FOR TABLES IN')):
         b.sql.append('ALTER PUBLICATION %s OWNER TO %s;' % (name, quote_ident(source.admin['user'])))
-    source.publication_options = options
     source.publication_target = target
 
 
