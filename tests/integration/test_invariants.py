@@ -352,8 +352,10 @@ def test_refusal_known_by_reading_comes_before_any_write(outcome):
     the owner as the user, what the admin may not do) stops the run before its first write."""
     run, source = outcome.runs['prepare'], outcome.source
     if source.blocking:
-        assert run.snapshot_after == outcome.before and run.writes == [], 'the run wrote %s before refusing (%s)\n%s' % (
-            run.changes, source.blocking, outcome.context())
+        changed = sorted(name for name, rows in run.snapshot_after.items() if rows != outcome.before.get(name))
+        assert changed == [] and run.writes == [], 'the run changed %s and sent %d writing statement(s) (%s) before ' \
+            'refusing for a reason the catalog shows (%s)\n%s' % (changed, len(run.writes), run.writes[:3], source.blocking,
+                                                                    outcome.context())
 
 
 def test_check_mode_wrote_nothing_and_predicted_the_run(outcome):
