@@ -279,8 +279,8 @@ class _Builder:
                 self.sql.append('CREATE FOREIGN DATA WRAPPER %s;' % wrapper)
                 self.sql.append('CREATE SERVER %s FOREIGN DATA WRAPPER %s;' % (quote_ident(self.prefix + 'srv'), wrapper))
             self.sql.append('CREATE FOREIGN TABLE %s (id bigint) SERVER %s;' % (ref, quote_ident(self.prefix + 'srv')))
-        self.sql.append('ALTER %s %s OWNER TO %s;' % (dict(view='VIEW', matview='MATERIALIZED VIEW', foreign='FOREIGN TABLE')[kind],
-                                                     ref, quote_ident(owner)))
+        keyword = dict(view='VIEW', matview='MATERIALIZED VIEW', foreign='FOREIGN TABLE')[kind]
+        self.sql.append('ALTER %s %s OWNER TO %s;' % (keyword, ref, quote_ident(owner)))
 
 
 def _name_in_list(rng: random.Random, table: tuple[str, str], unqualified_ok: bool) -> str:
@@ -305,7 +305,7 @@ def generate(seed: int, major: int) -> Source:
     b.create_roles(admin, member_of, [alien, b.role('reader')])
     owners = member_of + ([admin['user']] if rng.random() < 0.3 else []) + ([alien] if rng.random() < 0.15 else [])
     schemas = b.draw_schemas(owners)
-    for _ in range(rng.randint(2, 6)):
+    for _index in range(rng.randint(2, 6)):
         b.draw_table(rng.choice(schemas), owners)
 
     user = b.role('cdc') if rng.random() < 0.8 else 'G%d CDC' % seed
@@ -497,7 +497,7 @@ def _expect(source: Source):
             source.uncertain.append('%s has no replica identity and was published before the run' % qualified(ref))
         else:
             source.refuse('%s has no primary key or replica identity; publishing its UPDATE/DELETE breaks the '
-                                   'application' % qualified(ref))
+                          'application' % qualified(ref))
     if managed and mode != 'tables':
         source.refuse('publication mode %s needs a superuser' % mode)
     if managed and state in ('all_tables', 'in_schema'):

@@ -353,9 +353,9 @@ def test_refusal_known_by_reading_comes_before_any_write(outcome):
     run, source = outcome.runs['prepare'], outcome.source
     if source.blocking:
         changed = sorted(name for name, rows in run.snapshot_after.items() if rows != outcome.before.get(name))
-        assert changed == [] and run.writes == [], 'the run changed %s and sent %d writing statement(s) (%s) before ' \
-            'refusing for a reason the catalog shows (%s)\n%s' % (changed, len(run.writes), run.writes[:3], source.blocking,
-                                                                    outcome.context())
+        message = 'the run changed %s and sent %d writing statement(s) (%s) before refusing for a reason the catalog ' \
+            'shows (%s)' % (changed, len(run.writes), run.writes[:3], source.blocking)
+        assert changed == [] and run.writes == [], '%s\n%s' % (message, outcome.context())
 
 
 def test_check_mode_wrote_nothing_and_predicted_the_run(outcome):
