@@ -194,7 +194,8 @@ def late_table_reads(pg, source, database) -> dict[str, str]:
     schemas = sorted({table.schema for table in source.tables} | set(source.late_schemas))
     with superuser(pg, database) as conn:
         for index, schema in enumerate(schemas):
-            owners = sorted(tb.owner for tb in source.tables if tb.schema == schema and tb.is_table)
+            # Not the user itself (a seed may name an owner as the user): it reads what it creates.
+            owners = sorted(tb.owner for tb in source.tables if tb.schema == schema and tb.is_table and tb.owner != source.user)
             creator = owners[0] if owners else source.admin['user']
             table = sql.Identifier(schema, 'late_%d' % index)
             with conn.cursor() as cur:
