@@ -53,7 +53,7 @@ WITH_COLLECTIONS = export ANSIBLE_COLLECTIONS_PATH="$$($(PYTHON) tools/collectio
 TEST_STEPS := venv postgres sanity units integration molecule lint build changelog-lint
 
 .PHONY: help venv _venv postgres collection-path workdir sanity units integration molecule lint build \
-	changelog-lint test test-all-majors ansible-versions demo bench clean
+	changelog-lint test test-all-majors invariants ansible-versions demo bench clean
 
 help:
 	@echo 'make test             $(TEST_STEPS)'
@@ -64,6 +64,7 @@ help:
 	@echo 'make units            ansible-test units --python $(ANSIBLE_TEST_PYTHON) (tests/unit)'
 	@echo 'make integration      pytest tests/integration against PostgreSQL $(MAJORS)'
 	@echo 'make test-all-majors  integration against PostgreSQL $(ALL_MAJORS)'
+	@echo 'make invariants       the promises over SEEDS generated sources on $(MAJORS) (SEEDS=200 SEED_START=0)'
 	@echo 'make molecule         molecule test --all (extensions/molecule: roles source, planetscale, neon)'
 	@echo 'make lint             ansible-lint --profile production'
 	@echo 'make build            ansible-galaxy collection build, check the tarball, run galaxy-importer on it (offline)'
@@ -141,6 +142,14 @@ integration: | _venv
 
 test-all-majors:
 	@$(MAKE) integration MAJORS="$(ALL_MAJORS)"
+
+# tests/integration/test_invariants.py over more generated sources than make test runs (PGCDC_SEEDS there).
+SEEDS ?= 200
+SEED_START ?= 0
+invariants: | _venv
+	@$(WITH_COLLECTIONS) \
+	PGCDC_MAJORS="$(MAJORS)" PGCDC_SEEDS="$(SEEDS)" PGCDC_SEED_START="$(SEED_START)" \
+		$(VPY) -m pytest -q -p no:cacheprovider tests/integration/test_invariants.py </dev/null
 
 # The molecule scenarios of extensions/molecule (default driver, no containers): the default scenario
 # starts PostgreSQL 15 and 16 servers, PgBouncer and a Neon API stand-in with tests/harness/pgcluster.py,
