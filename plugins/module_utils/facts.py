@@ -190,7 +190,7 @@ def gather(params, conn, cursor):
     role = roles.read_role(cursor, params['user'])
     facts['user'] = role
     if role is not None:
-        readable = scopes.readable_relations(cursor, scope, major)
+        readable = scopes.readable_relations(cursor, scope)
         facts['privileges'] = user_privileges(cursor, params['user'], scope, readable, server['current_role'])
     # A role that does not exist cannot log in: no probe (a failed SCRAM login costs both sides a connection).
     if params['password'] and role is not None:
@@ -203,7 +203,7 @@ def gather(params, conn, cursor):
 def user_privileges(cursor, user, scope, relations, admin):
     """What the user can read and write; the default privileges are the pairs replication_grants sets."""
     tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
-    pairs = grants.default_privilege_pairs(scope, admin, user)
+    pairs = grants.default_privilege_pairs(scope, relations, admin, user)
     default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
         user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))
     return dict(

@@ -52,12 +52,13 @@ def shorten(names):
     return shown + (' and %d more' % (len(names) - SHOWN_NAMES) if len(names) > SHOWN_NAMES else '')
 
 
-def default_privilege_pairs(scope, admin, user):
-    """(owner, schema) pairs whose future tables the user must be able to read: the table owners and the admin, in each
-    schema of a schema scope. Tables named one by one are the whole scope: tables created later stay unreadable."""
+def default_privilege_pairs(scope, relations, admin, user):
+    """(owner, schema) pairs whose future tables the user must be able to read: the owners of the ``relations`` (the
+    tables and their partitions) and the admin, in each schema of a schema scope. Tables named one by one are the whole
+    scope: tables created later stay unreadable."""
     if scope.explicit:
         return []
-    pairs = set((table['owner'], table['schema']) for table in scope.tables)
+    pairs = set((table['owner'], table['schema']) for table in relations if table['schema'] in scope.schemas)
     pairs.update((admin, schema) for schema in scope.schemas)
     return sorted(pair for pair in pairs if pair[0] != user)
 

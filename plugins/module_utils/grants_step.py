@@ -31,9 +31,9 @@ def converge(call, conn, cursor):
     scope = scopes.resolve(cursor, params['schemas'], params['tables'])
     scope.require_sound()
     major = server_major(conn)
-    relations = scopes.readable_relations(cursor, scope, major)
+    relations = scopes.readable_relations(cursor, scope)
     admin = current_role(cursor)
-    pairs = grants.default_privilege_pairs(scope, admin, params['user']) if params['default_privileges'] else []
+    pairs = grants.default_privilege_pairs(scope, relations, admin, params['user']) if params['default_privileges'] else []
     state = grants.read_state(cursor, params['user'], user_exists, scope, relations, pairs, major)
     schemas, tables, owners = grants.missing(state)
     grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)

@@ -247,12 +247,13 @@ def identity_problem(table):
     return None
 
 
-def readable_relations(cursor, scope, server_major):
-    """The relations the user must be able to read: the scoped tables and, on PostgreSQL 12, the partitions published
-    in their place."""
+def readable_relations(cursor, scope):
+    """The relations the user must be able to read: the scoped tables and every partition below them, which the initial
+    copy reads where the publication lists partitions (PostgreSQL 12, or publish_via_partition_root off). A partition
+    holds nothing its partitioned table does not show."""
     relations = list(scope.tables)
     seen = set(table['oid'] for table in relations)
-    return relations + [table for table in published_relations(cursor, scope, server_major) if table['oid'] not in seen]
+    return relations + [table for table in partitions(cursor, scope.tables) if table['oid'] not in seen]
 
 
 def published_relations(cursor, scope, server_major):

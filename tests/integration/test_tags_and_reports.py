@@ -130,7 +130,7 @@ def locked(pg, database, statement):
     return conn
 
 
-def test_a_failed_writing_step_still_writes_the_report_with_what_committed(pg, database, tmp_path):
+def test_a_failed_writing_step_still_writes_the_report_and_says_nothing_was_applied(pg, database, tmp_path):
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY); CREATE TABLE notes (id int PRIMARY KEY)', dbname=database)
     reports = tmp_path / 'reports'
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_lock_timeout='1s')})
@@ -145,7 +145,8 @@ def test_a_failed_writing_step_still_writes_the_report_with_what_committed(pg, d
     report = report_of(reports, 'shop')
     assert report['ready'] is False and report['failure'] == failed['msg'] and 'Timed out waiting for a lock' in report['failure']
     assert report['modules_run'] == failed['modules_run'] and report['modules_run'][0] == 'replication_user'
-    assert report['changes']['user'] and report['changes']['user'] == failed['changes']['user']
+    assert failed['msg'].endswith('Nothing was applied.') and report['changes'] == dict(user=[], grants=[], publication=[], settings=[])
+    assert 'user_exists' in [item['id'] for item in report['findings'] if item['status'] == 'error'], 'the preflight is reported'
     assert HOSTILE_PASSWORD not in (reports / 'shop.json').read_text() + (reports / 'shop.md').read_text()
     assert 'The run failed' in (reports / 'shop.md').read_text()
     assert run.result(role_task(REPORT), 'shop')['ansible_stats']['data']['clickpipes']['shop']['ready'] is False
@@ -210,8 +211,9 @@ def test_bypass_rls_lets_the_user_read_rows_row_level_security_hides(pg, databas
         return pg.query("SELECT rolbypassrls FROM pg_roles WHERE rolname = 'clickpipes_user'") == [(True,)]
 
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports)})
-    assert run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory).rc == 0
-    assert not bypass() and rows_seen() == 0
+    refused = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
+    assert refused.rc == 2 and report_of(reports, 'shop')['blocked'] == ['row_level_security'], refused
+    assert pg.query("SELECT count(*) FROM pg_roles WHERE rolname = 'clickpipes_user'") == [(0,)], 'nothing was written'
 
     inventory = write_inventory(tmp_path / 'inventory.yml', {'shop': source_vars(pg, database, reports, clickpipes_bypass_rls=True)})
     run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=inventory)
