@@ -195,12 +195,13 @@ def run(call):
     if not phases:
         return outcome(None, [], {})
     with session(params) as conn:
-        if 'prepare' in phases and not params['check_only']:
-            publication_step.validate(dict(writer_args(params)['publication'], publish_via_partition_root=None), server_major(conn))
         preflight = check_step.examine(checking, conn) if 'preflight' in phases else None
         blocked = unfixable(preflight, params) if preflight else []
         names = [] if params['check_only'] or blocked or 'prepare' not in phases else to_write(params, preflight)
         try:
+            if 'prepare' in phases and not params['check_only']:
+                publication_step.validate(dict(writer_args(params)['publication'], publish_via_partition_root=None),
+                                          server_major(conn))
             written = write(call, conn, names)
         except ClickPipesError as exc:
             if preflight is not None:

@@ -10,6 +10,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     current_role,
     require_text,
     run_writing_module,
+    server_major,
     write_argument_spec,
 )
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import check_identifier
@@ -57,6 +58,8 @@ def converge(call, conn, cursor):
         if role is None and params['password'] is None:
             call.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
         plan = roles.plan_present(conn, role, params, set_password)
+        if plan:
+            roles.refuse_what_admin_cannot_do(cursor, role, params, server_major(conn))
     queries = plan.queries(conn)
     if not call.check_mode:
         plan.apply(cursor)

@@ -40,6 +40,13 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
  WHERE c.relowner = %(oid)s AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 5
 """
 
+# What the admin may do to roles. pg_has_role's ADMIN OPTION test follows membership, as ALTER ROLE does.
+ADMIN_RIGHTS = """
+SELECT rolsuper AS superuser, rolcreaterole AS create_role, rolreplication AS replication, rolbypassrls AS bypass_rls,
+       %(oid)s::oid IS NOT NULL AND pg_has_role(current_user, %(oid)s::oid, 'MEMBER WITH ADMIN OPTION') AS admin_of_role
+  FROM pg_roles WHERE rolname = current_user
+"""
+
 WAL_SENDERS = """
 SELECT pid FROM pg_stat_activity WHERE usename = %(name)s AND backend_type = 'walsender' ORDER BY pid
 """
@@ -148,3 +155,25 @@ def refuse_table_owner(cursor, role):
         raise ClickPipesError('%s owns tables of this database (%s): making it the LOGIN REPLICATION role ClickPipes uses '
                               'would give ClickPipes the right to change them. Give ClickPipes a role of its own (for example '
                               'clickpipes_user). Nothing was applied.' % (role['name'], ', '.join(owned)))
+
+
+def refuse_what_admin_cannot_do(cursor, role, want, server_major):
+    """Refuse, before anything is sent, what PostgreSQL would refuse the admin: creating or altering the role (CREATEROLE,
+    and on 16 and later ADMIN OPTION on an existing role), and giving REPLICATION or BYPASSRLS (a superuser up to 15, an
+    admin that has the attribute itself from 16)."""
+    admin = fetch_one(cursor, ADMIN_RIGHTS, dict(oid=role['oid'] if role else None))
+    if admin['superuser']:
+        return
+    reasons = []
+    if not admin['create_role']:
+        reasons.append('creating or altering a role needs CREATEROLE')
+    elif role is not None and server_major >= 16 and not admin['admin_of_role']:
+        reasons.append('altering role %s needs ADMIN OPTION on it (PostgreSQL 16 and later): a superuser can GRANT %s TO '
+                       '<admin> WITH ADMIN OPTION' % (role['name'], role['name']))
+    for key, keyword in (('replication', 'REPLICATION'), ('bypass_rls', 'BYPASSRLS')):
+        wanted = want.get(key, True) if key == 'replication' else want.get(key)
+        if wanted and not (role and role[key]) and (server_major < 16 or not admin[key]):
+            reasons.append('giving %s needs %s' % (keyword, 'a superuser' if server_major < 16 else 'an admin that has it'))
+    if reasons:
+        raise ClickPipesError('The admin login cannot prepare role %s: %s. %s Nothing was applied.' % (
+            want['name'], '; '.join(reasons), REPLICATION_PRIVILEGE_HINT))
