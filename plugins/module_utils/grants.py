@@ -54,11 +54,11 @@ def shorten(names):
 
 def default_privilege_pairs(scope, relations, admin, user):
     """(owner, schema) pairs whose future tables the user must be able to read: the owners of the ``relations`` (the
-    tables and their partitions) and the admin, in each schema of a schema scope. Tables named one by one are the whole
-    scope: tables created later stay unreadable."""
+    tables and their partitions), of the tables left out of the scope, and the admin, in each schema of a schema scope.
+    Tables named one by one are the whole scope: tables created later stay unreadable."""
     if scope.explicit:
         return []
-    pairs = set((table['owner'], table['schema']) for table in relations if table['schema'] in scope.schemas)
+    pairs = set((table['owner'], table['schema']) for table in list(relations) + scope.left_out if table['schema'] in scope.schemas)
     pairs.update((admin, schema) for schema in scope.schemas)
     return sorted(pair for pair in pairs if pair[0] != user)
 

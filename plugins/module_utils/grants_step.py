@@ -13,6 +13,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     write_argument_spec,
 )
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, roles, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Planned, converging
 
 
 def summary(schemas, tables, owners):
@@ -20,13 +21,15 @@ def summary(schemas, tables, owners):
                 owners_without_default_privileges=sorted(owners))
 
 
-def converge(call, conn, cursor):
+def decide(call, conn, cursor, user_planned=False):
+    """What the user lacks (read only): a Planned. ``user_planned`` when an earlier step of the same transaction creates
+    the user: a role that does not exist yet has what PUBLIC has."""
     params = call.params
     scopes.check_identifier(params['user'], 'role')
     user_exists = roles.read_role(cursor, params['user']) is not None
-    if not user_exists and not call.check_mode:
+    if not user_exists and not (call.check_mode or user_planned):
         raise ClickPipesError('Role %s does not exist. Create it first with pgcdc.clickpipes.replication_user.' % params['user'])
-    if not user_exists:
+    if not user_exists and not user_planned:
         call.warn('Role %s does not exist yet; check mode assumes an earlier task creates it.' % params['user'])
     scope = scopes.resolve(cursor, params['schemas'], params['tables'])
     scope.require_sound()
@@ -37,19 +40,19 @@ def converge(call, conn, cursor):
     state = grants.read_state(cursor, params['user'], user_exists, scope, relations, pairs, major)
     schemas, tables, owners = grants.missing(state)
     grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)
-    plan = grants.plan_grants(params['user'], schemas, tables, owners)
-    queries = plan.queries(conn)
-    if not call.check_mode:
-        plan.apply(cursor)
+    statements = grants.plan_grants(params['user'], schemas, tables, owners)
     owners_all = {}
     for pair in state['default_privileges']:
         owners_all.setdefault(pair['owner'], []).append(pair['schema'])
-    result = dict(changed=bool(plan), queries=queries, grants=dict(
+    outcome = dict(changed=bool(statements), queries=statements.queries(conn), grants=dict(
         schemas=scope.schemas, tables=[table['qualified'] for table in relations],
         default_privileges=[dict(owner=owner, schemas=owners_all[owner]) for owner in sorted(owners_all)]))
     if call.diff:
-        result['diff'] = dict(before=summary(schemas, tables, owners), after=summary([], [], {}))
-    return result
+        outcome['diff'] = dict(before=summary(schemas, tables, owners), after=summary([], [], {}))
+    return Planned(statements, lambda _cursor: outcome)
+
+
+converge = converging(decide)
 
 
 def argument_spec():

@@ -94,6 +94,29 @@ class Plan:
             pending.append(step)
 
 
+class Planned:
+    """A writing module's decision: its ``plan``, and ``result(cursor)``, which reports it once the plan ran (or, in check
+    mode, would have). Planning only reads, so several modules can all plan before the first of them writes."""
+
+    def __init__(self, plan, result, begin_again=None):
+        self.plan = plan
+        self.result = result
+        self.begin_again = begin_again
+
+    def apply(self, cursor):
+        self.plan.apply(cursor, self.begin_again)
+
+
+def converging(planner):
+    """The ``converge(call, conn, cursor)`` of a module whose ``planner`` returns a Planned: plan, write, report."""
+    def converge(call, conn, cursor):
+        planned = planner(call, conn, cursor)
+        if not call.check_mode:
+            planned.apply(cursor)
+        return planned.result(cursor)
+    return converge
+
+
 def failure_message(cursor, step, exc, committed=False):
     code = getattr(exc, 'pgcode', None)
     message = sql_error_message(exc, step.doing)

@@ -99,9 +99,10 @@ def unfixable(preflight, params):
 
 
 def write(call, conn, names):
-    """Run the writing modules ``names`` on ``conn`` in one transaction (read-only in check mode), so that a refusal or
-    a failure anywhere applies nothing. Only a publication that adds more tables than one transaction can lock commits
-    its batches one by one (see publications.TABLES_PER_TRANSACTION)."""
+    """Run the writing modules ``names`` on ``conn`` in one transaction (read-only in check mode): each decides what it
+    needs before the first statement is sent, so that a refusal anywhere sends nothing and a failure applies nothing.
+    Only a publication that adds more tables than one transaction can lock commits its batches one by one (see
+    publications.TABLES_PER_TRANSACTION)."""
     if not names:
         return {}
     args = writer_args(call.params)
@@ -111,20 +112,27 @@ def write(call, conn, names):
         if name in names:
             validated = ArgumentSpecValidator(module.argument_spec()).validate(dict(shared, **args[name]))
             steps.append((name, module, ModuleCall(validated.validated_parameters, call.check_mode, call.diff)))
-    results = {}
+    progress = dict(decided=[], applied={})
 
     def converge(conn, cursor):
-        results.clear()
+        progress.update(decided=[], applied={})
+        decisions = []
         for name, module, sub_call in steps:
             del sub_call.warnings[:]
-            results[name] = module.converge(sub_call, conn, cursor)
-        return dict(results)
+            extra = dict(user_planned='replication_user' in names) if module is grants_step else {}
+            decisions.append((name, module.decide(sub_call, conn, cursor, **extra)))
+            progress['decided'].append(name)
+        for name, planned in decisions:
+            if not call.check_mode:
+                planned.apply(cursor)
+            progress['applied'][name] = planned.plan.queries(conn)
+        return dict((name, planned.result(cursor)) for name, planned in decisions)
 
     try:
         return run_writing_steps(call.params, call.check_mode, [module.lock_key(sub_call.params) for _name, module, sub_call in steps],
                                  converge, conn)
     except ClickPipesError as exc:
-        exc.result.update(failed_steps(exc, results, steps))
+        exc.result.update(failed_steps(exc, progress, steps))
         raise
     finally:
         for _name, _module, sub_call in steps:
@@ -132,14 +140,17 @@ def write(call, conn, names):
                 call.warn(message)
 
 
-def failed_steps(exc, results, steps):
-    """What a failed write leaves: nothing, or (when a publication batch was committed) the steps before it and the
-    publication's committed batches."""
-    committed = dict(results) if exc.committed else {}
+def failed_steps(exc, progress, steps):
+    """What a failed write leaves: nothing, or (when a publication batch was committed) the steps applied before it and
+    the publication's committed batches. The failed module is the first not decided, or else the first not applied."""
+    committed = {}
     if exc.committed:
+        committed = dict((name, dict(changed=bool(queries), queries=queries)) for name, queries in progress['applied'].items())
         committed['publication'] = dict(changed=True, queries=list(exc.committed_queries))
-    failed = next((name for name, _module, _call in steps if name not in results), None)
-    return dict(outcome(None, [], committed), modules_run=[name for name, _module, _call in steps if name in results] + [failed],
+    names = [name for name, _module, _call in steps]
+    done = progress['applied'] if len(progress['decided']) == len(names) else progress['decided']
+    failed = next((name for name in names if name not in done), None)
+    return dict(outcome(None, [], committed), modules_run=names[:names.index(failed) + 1] if failed else names,
                 failed_module=failed)
 
 

@@ -14,7 +14,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     write_argument_spec,
 )
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, roles, scope as scopes
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan, Planned, converging
 
 try:
     from psycopg2 import sql
@@ -195,7 +195,8 @@ class Converger:
         return state
 
 
-def converge(call, conn, cursor):
+def decide(call, conn, cursor):
+    """What the publication needs (read only): a Planned."""
     params = call.params
     scopes.check_identifier(params['name'], 'publication')
     major = server_major(conn)
@@ -215,14 +216,17 @@ def converge(call, conn, cursor):
         if call.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
             call.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
     queries = plan.queries(conn)
-    after = predicted
-    if not call.check_mode:
-        plan.apply(cursor, lambda cur: lock_transaction(cur, lock_key(params), params['lock_timeout']))
-        after = pubs.public_state(pubs.read_state(cursor, params['name'], major))
-    result = dict(changed=bool(plan), queries=queries, publication=after)
-    if call.diff:
-        result['diff'] = dict(before=pubs.public_state(publication), after=after)
-    return result
+
+    def result(cursor):
+        after = predicted if call.check_mode else pubs.public_state(pubs.read_state(cursor, params['name'], major))
+        outcome = dict(changed=bool(plan), queries=queries, publication=after)
+        if call.diff:
+            outcome['diff'] = dict(before=pubs.public_state(publication), after=after)
+        return outcome
+    return Planned(plan, result, lambda cur: lock_transaction(cur, lock_key(params), params['lock_timeout']))
+
+
+converge = converging(decide)
 
 
 def lock_key(params):

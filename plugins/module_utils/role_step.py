@@ -13,6 +13,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     server_major,
     write_argument_spec,
 )
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Planned, converging
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import check_identifier
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, roles
 
@@ -32,7 +33,8 @@ def predicted(role, want, state):
     return after
 
 
-def converge(call, conn, cursor):
+def decide(call, conn, cursor):
+    """What the role needs (read only): a Planned."""
     params = call.params
     check_identifier(params['name'], 'role')
     require_text(params['password'], 'password')
@@ -45,7 +47,7 @@ def converge(call, conn, cursor):
     if params['state'] == 'present':
         roles.refuse_table_owner(cursor, role)
     if params['state'] == 'absent':
-        plan = roles.plan_absent(cursor, role, params['force'])
+        statements = roles.plan_absent(cursor, role, params['force'])
     else:
         rotating = role is not None and params['password'] is not None and params['update_password'] == 'always'
         if rotating and role['password_expired']:
@@ -57,19 +59,21 @@ def converge(call, conn, cursor):
             role is None or (rotating and not roles.password_works(params, params['name'], params['password'])))
         if role is None and params['password'] is None:
             call.warn('Role %s is created without a password: ClickPipes cannot log in until one is set.' % params['name'])
-        plan = roles.plan_present(conn, role, params, set_password)
-        if plan:
+        statements = roles.plan_present(conn, role, params, set_password)
+        if statements:
             roles.refuse_what_admin_cannot_do(cursor, role, params, server_major(conn))
-    queries = plan.queries(conn)
-    if not call.check_mode:
-        plan.apply(cursor)
-        after = roles.public_state(roles.read_role(cursor, params['name']))
-    else:
-        after = predicted(role, params, params['state'])
-    result = dict(changed=bool(plan), queries=queries, role=after)
-    if call.diff:
-        result['diff'] = dict(before=roles.public_state(role), after=after)
-    return result
+    queries = statements.queries(conn)
+
+    def result(cursor):
+        after = predicted(role, params, params['state']) if call.check_mode else roles.public_state(roles.read_role(cursor, params['name']))
+        outcome = dict(changed=bool(statements), queries=queries, role=after)
+        if call.diff:
+            outcome['diff'] = dict(before=roles.public_state(role), after=after)
+        return outcome
+    return Planned(statements, result)
+
+
+converge = converging(decide)
 
 
 def argument_spec():

@@ -353,7 +353,8 @@ def _draw_scope(b: _Builder, source: Source, schemas: list[str]):
         if any(not source.table(ref).is_table for ref in listed):
             source.refuse('a name in clickpipes_tables is a view, materialized view or foreign table')
     else:
-        named = {tb.ref for tb in roots if tb.schema in scoped_schemas}
+        # A schema scope leaves UNLOGGED tables out (PostgreSQL cannot publish them); the run names them in a warning.
+        named = {tb.ref for tb in roots if tb.schema in scoped_schemas and tb.kind != 'unlogged'}
         source.late_schemas = [name for name in scoped_schemas if name in schemas]
     source.scope = {ref for ref in named | {d.ref for ref in named for d in source.descendants(ref)} if source.table(ref).is_table}
     if not source.scope:
@@ -484,7 +485,7 @@ def _expect(source: Source):
 
     for table in map(source.table, sorted(source.scope)):
         if table.kind == 'unlogged':
-            source.refuse('UNLOGGED table %s in the scope cannot be published' % qualified(table.ref))
+            source.refuse('UNLOGGED table %s named in clickpipes_tables cannot be published' % qualified(table.ref))
         if table.row_security:
             source.refuse('row-level security on %s hides rows from the user' % qualified(table.ref), before_writing=False)
         if '.' in table.schema or '.' in table.name:
