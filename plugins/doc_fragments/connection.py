@@ -66,6 +66,8 @@ options:
         listing a partitioned table's partitions while a migration holds C(ACCESS EXCLUSIVE) on one of them.
       - A task that fails this way rolls the waiting transaction back and names the sessions holding the lock. Re-run
         it when they have finished.
+      - Another run of this collection writing the same role or publication is waited for up to 5 minutes first (an
+        advisory lock), so that two pipelines preparing one source both succeed.
     type: str
     default: 10s
   statement_timeout:

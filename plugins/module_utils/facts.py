@@ -191,7 +191,7 @@ def gather(params, conn, cursor):
     facts['user'] = role
     if role is not None:
         readable = scopes.readable_relations(cursor, scope)
-        facts['privileges'] = user_privileges(cursor, params['user'], scope, readable, server['current_role'])
+        facts['privileges'] = user_privileges(cursor, params['user'], scope, readable, server['current_role'], role)
     # A role that does not exist cannot log in: no probe (a failed SCRAM login costs both sides a connection).
     if params['password'] and role is not None:
         login = providers.clickpipes_login(params['user'], provider, params['login_user'])
@@ -200,7 +200,7 @@ def gather(params, conn, cursor):
     return facts
 
 
-def user_privileges(cursor, user, scope, relations, admin):
+def user_privileges(cursor, user, scope, relations, admin, role):
     """What the user can read and write; the default privileges are the pairs replication_grants sets."""
     tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
     pairs = grants.default_privilege_pairs(scope, relations, admin, user)
@@ -211,5 +211,5 @@ def user_privileges(cursor, user, scope, relations, admin):
         tables_without_select=[t['qualified'] for t in tables if not t['can_select']],
         writable_tables=[t['qualified'] for t in tables if t['can_write']],
         default_privileges_missing=[(row['owner'], row['schema']) for row in default_acl if not row['granted']],
-        owned_tables=[t['qualified'] for t in relations if t['owner'] == user],
+        owned_tables=roles.owned_tables(cursor, role),
     )

@@ -16,7 +16,8 @@ except ImportError:  # reported by connection.connect
 SHOWN_NAMES = 20
 
 SCHEMAS_WITHOUT_USAGE = """
-SELECT s AS schema FROM unnest(%(schemas)s::text[]) AS s
+SELECT s AS schema, has_schema_privilege(current_user, s, 'USAGE WITH GRANT OPTION') AS admin_can_grant
+  FROM unnest(%(schemas)s::text[]) AS s
  WHERE NOT has_schema_privilege(%(user)s, s, 'USAGE')
  ORDER BY s
 """
@@ -69,7 +70,7 @@ def read_state(cursor, user, user_exists, scope, relations, pairs, server_major)
     subject = user if user_exists else 'public'
     membership = 'USAGE' if server_major >= 16 else 'MEMBER'
     return dict(
-        schemas=[row['schema'] for row in fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=subject))],
+        schemas=fetch_dicts(cursor, SCHEMAS_WITHOUT_USAGE, dict(schemas=scope.schemas, user=subject)),
         tables=fetch_dicts(cursor, TABLE_PRIVILEGES, dict(user=subject, oids=oid_array(relation['oid'] for relation in relations))),
         default_privileges=fetch_dicts(cursor, DEFAULT_PRIVILEGES, dict(
             user=user, membership=membership, owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs])),
@@ -83,22 +84,31 @@ def missing(state):
     for pair in state['default_privileges']:
         if not pair['granted']:
             owners.setdefault(pair['owner'], []).append(pair['schema'])
-    return state['schemas'], tables, owners
+    return [row['schema'] for row in state['schemas']], tables, owners
 
 
-def refuse_what_admin_cannot_grant(tables, owners_state, admin):
+def refuse_what_admin_cannot_grant(state, tables, admin):
+    """Refuse, naming every problem, before anything is sent (PostgreSQL only warns when a GRANT of a schema grants
+    nothing: the run would never converge)."""
+    problems = []
+    schemas = [row['schema'] for row in state['schemas'] if not row['admin_can_grant']]
+    if schemas:
+        problems.append('it cannot grant USAGE on schema(s) %s: only the schema\'s owner (or a role holding USAGE WITH '
+                        'GRANT OPTION) can; run as the owner, or have it GRANT USAGE ON SCHEMA ... TO %s WITH GRANT OPTION'
+                        % (', '.join(schemas), admin))
     not_grantable = [table['qualified'] for table in tables if not table['admin_can_grant']]
     if not_grantable:
-        raise ClickPipesError(
-            'The admin login %s cannot grant SELECT on %s: only the owner of a table (or a member of the owning role, or a '
-            'role holding SELECT WITH GRANT OPTION) can. Run as the owner, or GRANT <owner role> TO %s.'
-            % (admin, shorten(not_grantable), admin))
-    not_settable = sorted(set(pair['owner'] for pair in owners_state if not pair['granted'] and not pair['admin_can_set']))
+        problems.append('it cannot grant SELECT on %s: only the owner of a table (or a member of the owning role, or a role '
+                        'holding SELECT WITH GRANT OPTION) can; run as the owner, or GRANT <owner role> TO %s'
+                        % (shorten(not_grantable), admin))
+    not_settable = sorted(set(pair['owner'] for pair in state['default_privileges'] if not pair['granted'] and not pair['admin_can_set']))
     if not_settable:
-        raise ClickPipesError(
-            'The admin login %s cannot set default privileges for role(s) %s, which own tables in scope: that needs '
-            'membership in the role. GRANT %s TO %s, or set default_privileges: false and grant tables created later yourself.'
-            % (admin, ', '.join(not_settable), not_settable[0], admin))
+        problems.append('it cannot set default privileges for role(s) %s, which own tables in scope: that needs membership '
+                        'in the role; GRANT %s TO %s, or set default_privileges: false and grant tables created later yourself'
+                        % (', '.join(not_settable), not_settable[0], admin))
+    if problems:
+        raise ClickPipesError('The admin login %s cannot give the replication user what it needs: %s. Nothing was applied.'
+                              % (admin, '; '.join(problems)))
 
 
 def plan_grants(user, schemas, tables, owners):

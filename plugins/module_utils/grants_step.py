@@ -39,7 +39,7 @@ def decide(call, conn, cursor, user_planned=False):
     pairs = grants.default_privilege_pairs(scope, relations, admin, params['user']) if params['default_privileges'] else []
     state = grants.read_state(cursor, params['user'], user_exists, scope, relations, pairs, major)
     schemas, tables, owners = grants.missing(state)
-    grants.refuse_what_admin_cannot_grant(tables, state['default_privileges'], admin)
+    grants.refuse_what_admin_cannot_grant(state, tables, admin)
     statements = grants.plan_grants(params['user'], schemas, tables, owners)
     owners_all = {}
     for pair in state['default_privileges']:

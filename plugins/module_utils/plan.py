@@ -77,16 +77,17 @@ class Plan:
         ``committed_queries``)."""
         committed, pending = [], []
         for step in self._steps:
-            if step is COMMIT:
-                cursor.connection.commit()
-                committed.extend(pending)
-                pending = []
-                begin_again(cursor)
-                continue
             try:
+                if step is COMMIT:
+                    cursor.connection.commit()
+                    committed.extend(pending)
+                    pending = []
+                    begin_again(cursor)
+                    continue
                 cursor.execute(self.text(step, cursor.connection))
             except Exception as exc:  # pylint: disable=broad-except
-                error = ClickPipesError(failure_message(cursor, step, exc, bool(committed)))
+                failed = step if step is not COMMIT else Step(None, 'committing a batch', None, None, [])
+                error = ClickPipesError(failure_message(cursor, failed, exc, bool(committed)))
                 error.committed = bool(committed)
                 error.committed_queries = [done.display if done.display is not None else self.text(done, cursor.connection)
                                            for done in committed]

@@ -77,10 +77,18 @@ def replication_login_fixed(item, params):
 
 
 # Findings a writing module fixes only with an option the user chose; it fixes any other finding it manages.
+def operations_fixed(item, params):
+    """Missing insert or update (an error), or delete (a warning): fixed only when publication_operations asks for them."""
+    needed = {'insert', 'update'} if item['status'] == 'error' else {'delete'}
+    return needed <= set(params['publication_operations'] or ())
+
+
 FIXED_WITH_OPTION = dict(
     row_level_security=lambda item, params: bool(params.get('bypass_rls')),
-    publication_operations=lambda item, params: {'insert', 'update'} <= set(params['publication_operations'] or ()),
+    publication_operations=operations_fixed,
     publication_scope=lambda item, params: params['publication_exact'],
+    # prepare_source has no option for it: an existing publication keeps its publish_via_partition_root.
+    publication_partition_root=lambda item, params: False,
     replication_connection=replication_login_fixed,
 )
 

@@ -24,6 +24,8 @@ NAMES = dict(generic='self-hosted PostgreSQL', planetscale='PlanetScale for Post
 PLANETSCALE_PARAMETERS = 'PlanetScale console: your database > Cluster configuration > Parameters > Write-ahead log'
 NEON_LOGICAL_REPLICATION = ('Neon console: your project > Settings > Logical Replication > Enable (or the API: PATCH '
                             '/api/v2/projects/{project_id} with {"project": {"settings": {"enable_logical_replication": true}}})')
+# Roles whose members may publish whole schemas or databases without being superusers.
+SCHEMA_PUBLISHING_ROLES = ('neon_superuser',)
 PLANETSCALE_DIRECT_PORT = 5432
 PLANETSCALE_POOLER_PORT = 6432
 

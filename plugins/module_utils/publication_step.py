@@ -13,7 +13,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     server_major,
     write_argument_spec,
 )
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, roles, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, scope as scopes
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan, Planned, converging
 
 try:
@@ -27,6 +27,8 @@ def validate(params, major):
     if params['mode'] != 'tables' and params['tables']:
         raise ClickPipesError('tables is only used with mode: tables; mode %s publishes %s.' % (
             params['mode'], 'whole schemas' if params['mode'] == 'schemas' else 'every table'))
+    if params['mode'] == 'schemas' and not params['schemas']:
+        raise ClickPipesError('mode: schemas needs at least one schema in schemas.')
     if params['mode'] == 'schemas' and major < 15:
         raise ClickPipesError('mode: schemas (FOR TABLES IN SCHEMA) needs PostgreSQL 15 or later; this server is %d. '
                               'Use mode: tables.' % major)
@@ -84,10 +86,11 @@ class Converger:
         if fresh:
             self.create(publication, relations, operations, via_root)
         else:
-            pubs.refuse_unless_owner(publication, self.admin)
             if not publication['all_tables']:
                 self.extend(publication, relations)
             self.set_options(publication, operations, via_root)
+            if self.plan:
+                pubs.refuse_unless_owner(publication, self.admin)
         publishes_changes = bool({'update', 'delete'} & set(operations))
         had_changes = not fresh and bool({'update', 'delete'} & set(publication['operations']))
         if publishes_changes and params['mode'] != 'tables':
@@ -121,6 +124,8 @@ class Converger:
 
     def create(self, publication, relations, operations, via_root):
         params = self.params
+        if params['mode'] != 'tables':
+            pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
         if publication is None:
             pubs.refuse_unless_can_create(self.cursor, self.admin)
         else:
@@ -148,9 +153,11 @@ class Converger:
             missing = [schema for schema in params['schemas'] if schema not in publication['schemas']]
             self.exposed = [r for r in relations if r['schema'] in missing]
             if params['exact'] and (set(publication['schemas']) != set(params['schemas']) or publication['members']):
+                pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
                 pubs.alter(self.plan, name, sql.SQL('SET TABLES IN SCHEMA {}').format(pubs.schema_list(params['schemas'])),
                            'setting the schemas of publication %s' % name, hint=pubs.SUPERUSER_ONLY_HINT)
             elif missing:
+                pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
                 pubs.alter(self.plan, name, sql.SQL('ADD TABLES IN SCHEMA {}').format(pubs.schema_list(missing)),
                            'adding schema(s) %s to publication %s' % (', '.join(missing), name), hint=pubs.SUPERUSER_ONLY_HINT)
 
@@ -213,8 +220,6 @@ def decide(call, conn, cursor):
         plan = converger.plan
         for message in converger.warnings:
             call.warn(message)
-        if call.check_mode and params['mode'] != 'tables' and not roles.read_role(cursor, current_role(cursor))['superuser']:
-            call.warn('mode %s needs a superuser in stock PostgreSQL; the real run may be refused.' % params['mode'])
     queries = plan.queries(conn)
 
     def result(cursor):

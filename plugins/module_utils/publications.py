@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import ClickPipesError, fetch_dicts, fetch_one, oid_array
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import providers
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.scope import identity_problem, partitions, table_facts
 
@@ -70,6 +71,13 @@ SELECT c.oid, pg_has_role(current_user, c.relowner, 'USAGE') AS admin_owns
 """
 
 CAN_CREATE = "SELECT has_database_privilege(current_database(), 'CREATE') AS can_create"
+
+# FOR TABLES IN SCHEMA and FOR ALL TABLES: a superuser, or a member of a provider's role that may (providers.py).
+MAY_PUBLISH_SCHEMAS = """
+SELECT rolsuper OR EXISTS (SELECT 1 FROM pg_roles r
+                            WHERE r.rolname = ANY(%(roles)s::text[]) AND pg_has_role(current_user, r.oid, 'MEMBER')) AS may
+  FROM pg_roles WHERE rolname = current_user
+"""
 
 SUPERUSER_ONLY_HINT = (
     'FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser in stock PostgreSQL (Neon also allows neon_superuser). '
@@ -164,6 +172,12 @@ def refuse_unless_can_create(cursor, admin):
     if not fetch_one(cursor, CAN_CREATE)['can_create']:
         raise ClickPipesError('The admin login %s lacks CREATE on this database, which creating a publication needs. '
                               'GRANT CREATE ON DATABASE <db> TO %s.' % (admin, admin))
+
+
+def refuse_unless_may_publish_schemas(cursor, mode):
+    """Refuse before anything is sent what PostgreSQL refuses a non-superuser."""
+    if not fetch_one(cursor, MAY_PUBLISH_SCHEMAS, dict(roles=list(providers.SCHEMA_PUBLISHING_ROLES)))['may']:
+        raise ClickPipesError('mode %s needs a superuser here. %s Nothing was applied.' % (mode, SUPERUSER_ONLY_HINT))
 
 
 def refuse_unless_owner(publication, admin):

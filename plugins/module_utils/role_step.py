@@ -37,6 +37,7 @@ def decide(call, conn, cursor):
     """What the role needs (read only): a Planned."""
     params = call.params
     check_identifier(params['name'], 'role')
+    roles.refuse_reserved_name(params['name'])
     require_text(params['password'], 'password')
     if params['connection_limit'] is not None and params['connection_limit'] < -1:
         raise ClickPipesError('connection_limit must be -1 (no limit) or more, not %d.' % params['connection_limit'])

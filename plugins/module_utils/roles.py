@@ -148,9 +148,14 @@ def plan_absent(cursor, role, force):
     return plan
 
 
+def owned_tables(cursor, role):
+    """A few of the tables of this database that ``role`` owns."""
+    return [row['qualified'] for row in fetch_dicts(cursor, OWNED_TABLES, dict(oid=role['oid']))] if role else []
+
+
 def refuse_table_owner(cursor, role):
     """ClickPipes must only read: the owner of the application's tables can write, alter and drop them."""
-    owned = [row['qualified'] for row in fetch_dicts(cursor, OWNED_TABLES, dict(oid=role['oid']))] if role else []
+    owned = owned_tables(cursor, role)
     if owned:
         raise ClickPipesError('%s owns tables of this database (%s): making it the LOGIN REPLICATION role ClickPipes uses '
                               'would give ClickPipes the right to change them. Give ClickPipes a role of its own (for example '
@@ -167,6 +172,8 @@ def refuse_what_admin_cannot_do(cursor, role, want, server_major):
     reasons = []
     if not admin['create_role']:
         reasons.append('creating or altering a role needs CREATEROLE')
+    elif role is not None and server_major < 16 and (role['replication'] or role['superuser']):
+        reasons.append('altering role %s, which has REPLICATION, needs a superuser (PostgreSQL 15 and older)' % role['name'])
     elif role is not None and server_major >= 16 and not admin['admin_of_role']:
         reasons.append('altering role %s needs ADMIN OPTION on it (PostgreSQL 16 and later): a superuser can GRANT %s TO '
                        '<admin> WITH ADMIN OPTION' % (role['name'], role['name']))
@@ -177,3 +184,12 @@ def refuse_what_admin_cannot_do(cursor, role, want, server_major):
     if reasons:
         raise ClickPipesError('The admin login cannot prepare role %s: %s. %s Nothing was applied.' % (
             want['name'], '; '.join(reasons), REPLICATION_PRIVILEGE_HINT))
+
+
+RESERVED_NAMES = ('public', 'none', 'current_user', 'current_role', 'session_user')
+
+
+def refuse_reserved_name(name):
+    if name in RESERVED_NAMES or name.startswith('pg_'):
+        raise ClickPipesError('%s is reserved by PostgreSQL and cannot name a role: choose another name, for example '
+                              'clickpipes_user.' % name)

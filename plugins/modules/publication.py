@@ -44,7 +44,7 @@ options:
         in stock PostgreSQL). Tables created later in those schemas are published automatically, with the
         publication's operations. Once a table without a primary key (or another replica identity) is created there,
         PostgreSQL rejects the application's C(UPDATE) and C(DELETE) on it. The module warns about this on every run,
-        and refuses while such a table exists.
+        and refuses to create or extend the publication while such a table exists.
       - V(all_tables) publishes every table of the database (C(FOR ALL TABLES); needs a superuser in stock PostgreSQL;
         costs extra WAL decoding and is discouraged by ClickHouse).
     type: str

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from playbook import run_playbook, run_playbook_file
-from support import fresh_roles, login, snapshot
+from support import LogWindow, fresh_roles, login, snapshot
 from test_playbooks import source_vars, write_inventory
 
 pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
@@ -184,3 +184,49 @@ def test_an_add_only_run_keeps_the_options_of_an_existing_publication(pg, databa
     result = prepare(pg, database, diff=True)
     assert result['changes']['publication'] == ['ALTER PUBLICATION "clickpipes_publication" ADD TABLE "public"."events"'], result
     assert pg.query('SELECT pubdelete, pubtruncate, pubviaroot FROM pg_publication', dbname=database) == [(False, False, False)]
+
+
+def managed(pg, database, admin, **options):
+    """prepare_source as a managed-provider-like admin (not a superuser)."""
+    task = dict(name='prepare', ignore_errors=True, **{'pgcdc.clickpipes.prepare_source': dict(dict(password=PASSWORD), **options)})
+    return run_playbook([task], module_defaults=login(pg, database, admin['user'], admin['password'])).result('prepare')
+
+
+def test_what_the_admin_may_not_do_is_refused_before_anything_is_sent(pg, database, managed_admin):
+    """A schema whose USAGE the admin cannot grant (PostgreSQL would only warn), a schema-wide publication it may not
+    create, and on 15 and older a replication role it may not create: refused, in check mode too, with nothing sent."""
+    pg.execute('CREATE SCHEMA locked_away; CREATE TABLE locked_away.t (id int PRIMARY KEY); ALTER TABLE locked_away.t OWNER TO app;'
+               'GRANT USAGE ON SCHEMA locked_away TO app; CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO app',
+               dbname=database)
+    if pg.major < 16:
+        cases = [(dict(), 'needs a superuser')]
+    else:
+        cases = [(dict(schemas=['public', 'locked_away']), 'cannot grant USAGE on schema(s) locked_away'),
+                 (dict(publication_mode='schemas'), 'mode schemas needs a superuser')]
+    before = snapshot(pg, database)
+    for options, message in cases:
+        window = LogWindow(pg)
+        for check in (True, False):
+            task = dict(name='prepare', ignore_errors=True, **{'pgcdc.clickpipes.prepare_source': dict(dict(password=PASSWORD), **options)})
+            result = run_playbook([task], module_defaults=login(pg, database, managed_admin['user'], managed_admin['password']),
+                                  check=check).result('prepare')
+            assert result['failed'] and message in result['msg'], (options, check, result['msg'])
+        assert window.write_statements() == [] and snapshot(pg, database) == before, options
+
+
+def test_an_unchanged_publication_of_another_owner_is_not_refused(pg, database, managed_admin):
+    if pg.major < 16:
+        pytest.skip('the managed-like admin may create the replication role from PostgreSQL 16')
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO app;'
+               'CREATE PUBLICATION clickpipes_publication FOR TABLES IN SCHEMA public', dbname=database)
+    result = managed(pg, database, managed_admin, publication_mode='schemas')
+    assert not result.get('failed'), result['msg']
+    assert result['changes']['publication'] == [] and result['summary']['ready'] is True
+
+
+@pytest.mark.parametrize('name', ['public', 'pg_cdc', 'none'])
+def test_a_reserved_role_name_is_refused_before_anything_is_sent(pg, database, name):
+    pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+    before = snapshot(pg, database)
+    result = prepare(pg, database, user=name)
+    assert result['failed'] and 'reserved' in result['msg'] and snapshot(pg, database) == before
