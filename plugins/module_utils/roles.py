@@ -34,10 +34,14 @@ SELECT oid, rolname AS name, rolcanlogin AS login, rolreplication AS replication
   FROM pg_roles WHERE rolname = %(name)s
 """
 
+# From the owner's side (pg_shdepend's index), not by scanning pg_class: the bootstrap superuser, whose objects are not
+# recorded there, is never the replication user (it is the admin).
 OWNED_TABLES = """
 SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.relowner = %(oid)s AND c.relkind IN ('r', 'p') ORDER BY 1 LIMIT 5
+  FROM pg_shdepend d JOIN pg_class c ON c.oid = d.objid JOIN pg_namespace n ON n.oid = c.relnamespace
+ WHERE d.refclassid = 'pg_authid'::regclass AND d.refobjid = %(oid)s AND d.deptype = 'o' AND d.classid = 'pg_class'::regclass
+   AND d.dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND c.relkind IN ('r', 'p')
+ ORDER BY 1 LIMIT 5
 """
 
 # What the admin may do to roles. pg_has_role's ADMIN OPTION test follows membership, as ALTER ROLE does.
