@@ -18,7 +18,6 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils import (
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.call import ModuleCall
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
-    check_duration,
     run_writing_steps,
     server_major,
     session,
@@ -209,7 +208,6 @@ def run(call):
     params = call.params
     checking = check_args(params)
     check_step.validate(checking)
-    check_duration(params['lock_timeout'], 'lock_timeout')
     phases = params['phases']
     if not phases:
         return outcome(None, [], {})
