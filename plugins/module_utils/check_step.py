@@ -63,7 +63,8 @@ def report(params, facts, target_bytes):
         clickpipes_connection=dict(
             host=params['login_host'], port=params['login_port'], database=server['database'],
             user=login,
-            publication=params['publication']),
+            publication=params['publication'],
+            source_type=providers.source_type(facts['provider'])),
     )
 
 
@@ -74,7 +75,7 @@ def argument_spec():
         user=dict(type='str', default='clickpipes_user'),
         password=dict(type='raw', no_log=True),
         publication=dict(type='str', default='clickpipes_publication'),
-        provider=dict(type='str', choices=['auto', 'generic', 'planetscale', 'neon'], default='auto'),
+        provider=dict(type='str', choices=list(providers.CHOICES), default='auto'),
         fail_on=dict(type='str', choices=['error', 'warning', 'never'], default='error'),
         skip_checks=dict(type='list', elements='str', default=[]),
         max_slot_wal_keep_size_target=dict(type='str', default='100GB'),

@@ -94,13 +94,9 @@ class Context:
 
     def setting_fix(self, check_id, sql, restart, current=None, target=None):
         """SQL for a self-hosted server, a console step for a managed one; whether a restart follows."""
-        step = providers.setting_step(self.provider, check_id)
+        step = providers.setting_step(self.provider, check_id, target, restart)
         if step:
             return dict(manual=[manual_step(self, step, current, target)], restart=step['restart'])
-        if self.provider != 'generic':
-            where = 'the database parameters (flags) of %s' % providers.NAMES.get(self.provider, self.provider)
-            step = providers.step('Set %s to %s.' % (check_id, target), where, restart=restart)
-            return dict(manual=[manual_step(self, step, current, target)], restart=restart)
         manual = [manual_step(self, providers.step('Restart PostgreSQL so %s takes effect.' % check_id, 'the server',
                                                    restart=True), current, target)] if restart else []
         return dict(sql=sql, manual=manual, restart=restart)
@@ -129,6 +125,11 @@ def recommended_wal_keep(ctx):
 def check_server_version(ctx):
     version = ctx.server['version_num']
     observed = ctx.server['version']
+    minimum = providers.get(ctx.provider).min_major
+    if ctx.major < minimum:
+        return finding('server_version', 'error', '%s supports ClickPipes CDC from PostgreSQL %d; this is %s.' % (
+            providers.display_name(ctx.provider), minimum, observed), observed, '%d or later' % minimum,
+            manual=[manual_step(ctx, providers.UPGRADE_STEP, observed, '%d or later' % minimum)], restart=True)
     if version in BUGGY_RELEASES:
         return finding('server_version', 'warning', 'PostgreSQL %s has a logical decoding bug ("invalid memory alloc request '
                        'size") that can stop a ClickPipe.' % observed, observed, 'another minor release of the same major',
@@ -140,7 +141,7 @@ def check_primary(ctx):
     if ctx.server['in_recovery']:
         return finding('primary', 'error', 'This server is a standby: the publication and the user must be made on the '
                        'primary, and ClickPipes must connect to it.', 'standby (in recovery)', 'primary',
-                       manual=[manual_step(ctx, providers.pick(providers.PRIMARY_STEPS, ctx.provider), 'standby', 'primary')])
+                       manual=[manual_step(ctx, providers.primary_step(ctx.provider), 'standby', 'primary')])
     return finding('primary', 'ok', 'Connected to the primary.', 'primary', 'primary')
 
 
@@ -295,7 +296,7 @@ def check_user_replication(ctx):
     if ctx.role is None:
         return user_missing(ctx, 'user_replication')
     if not ctx.role['replication']:
-        step = providers.USER_STEPS.get(ctx.provider)
+        step = providers.user_step(ctx.provider)
         return finding('user_replication', 'error', 'Role %s lacks the REPLICATION attribute (it is not inherited through '
                        'role membership).' % ctx.user, 'NOREPLICATION', 'REPLICATION',
                        sql=['ALTER ROLE %s WITH REPLICATION' % ident(ctx.user)],
@@ -541,21 +542,25 @@ def check_table_persistence(ctx):
 
 # Connection -----------------------------------------------------------------------------------------------------------
 
+def pooler_reason(ctx, pooler):
+    """Why the endpoint is no direct connection to the primary (None when it looks like one)."""
+    refused = providers.refused_endpoint(ctx.provider, pooler['host'], pooler['port'])
+    if refused:
+        return refused
+    if pooler['pgbouncer']:
+        return 'the endpoint refused a replication connection the way PgBouncer does'
+    if pooler['server_port'] and pooler['server_port'] != pooler['port'] and pooler['port'] == 6432:
+        return 'port 6432 (PgBouncer\'s default) forwards to a server listening on %s' % pooler['server_port']
+    return None
+
+
 def check_pooler(ctx):
     pooler = ctx.facts['pooler']
     endpoint = '%s:%s' % (pooler['host'] or 'default host', pooler['port'])
-    reason = None
-    if pooler['neon_pooler_host']:
-        reason = 'the host name is a Neon -pooler endpoint'
-    elif ctx.provider == 'planetscale' and pooler['port'] == providers.PLANETSCALE_POOLER_PORT:
-        reason = 'port 6432 is PlanetScale\'s PSBouncer'
-    elif pooler['pgbouncer']:
-        reason = 'the endpoint refused a replication connection the way PgBouncer does'
-    elif pooler['server_port'] and pooler['server_port'] != pooler['port'] and pooler['port'] == 6432:
-        reason = 'port 6432 (PgBouncer\'s default) forwards to a server listening on %s' % pooler['server_port']
-    manual = [manual_step(ctx, providers.pick(providers.POOLER_STEPS, ctx.provider), endpoint, 'the direct endpoint')]
+    reason = pooler_reason(ctx, pooler)
+    manual = [manual_step(ctx, providers.pooler_step(ctx.provider), endpoint, 'the direct endpoint')]
     if reason:
-        return finding('pooler', 'error', '%s looks like a connection pooler: %s. CDC needs a direct connection.' % (endpoint, reason),
+        return finding('pooler', 'error', '%s is not a direct connection to the database: %s. CDC needs one.' % (endpoint, reason),
                        endpoint, 'a direct connection', manual=manual)
     if (ctx.provider == 'generic' and pooler['server_port'] and pooler['server_port'] != pooler['port']):
         return finding('pooler', 'warning', '%s forwards to a server listening on port %s: make sure it is a plain TCP '
@@ -573,10 +578,10 @@ def check_ssl(ctx):
 
 def check_provider(ctx, requested):
     detected = ctx.facts['detected_provider']
-    name = providers.NAMES.get(detected, detected)
+    name = providers.display_name(detected)
     if requested not in ('auto', detected):
         return finding('provider', 'warning', 'The source looks like %s, but %s was asked for.' % (
-            name, providers.NAMES.get(requested, requested)), detected, requested,
+            name, providers.display_name(requested)), detected, requested,
             manual=[manual_step(ctx, providers.step('Use the role that matches the provider, or set clickpipes_provider: auto.', 'the inventory'))])
     return finding('provider', 'ok', 'The source is %s.' % name, detected, requested)
 

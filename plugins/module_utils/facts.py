@@ -31,7 +31,9 @@ SELECT current_setting('server_version_num')::int AS version_num,
        current_user AS current_role,
        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
        (SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl,
-       to_regproc('pg_catalog.aurora_version') IS NOT NULL AS aurora,
+       ARRAY(SELECT name FROM unnest(%(functions)s::text[]) AS name WHERE to_regproc('pg_catalog.' || name) IS NOT NULL)
+         AS provider_functions,
+       ARRAY(SELECT extname::text FROM pg_extension WHERE extname = ANY(%(extensions)s::text[])) AS provider_extensions,
        (SELECT count(*) FROM pg_stat_replication)::int AS wal_senders_in_use
 """
 
@@ -99,17 +101,8 @@ def setting_amount(row):
 
 def read_settings(cursor):
     rows = fetch_dicts(cursor, SETTING_VALUES, dict(names=list(SETTINGS)))
-    rows += fetch_dicts(cursor, PROVIDER_SETTINGS, dict(names=[name for name, _provider in providers.FINGERPRINT_SETTINGS]))
+    rows += fetch_dicts(cursor, PROVIDER_SETTINGS, dict(names=list(providers.FINGERPRINT_SETTINGS)))
     return dict((row['name'], dict(row, amount=setting_amount(row))) for row in rows)
-
-
-def fingerprint(server, settings):
-    if server['aurora']:
-        return 'aurora'
-    for name, provider in providers.FINGERPRINT_SETTINGS:
-        if (settings.get(name) or {}).get('setting'):
-            return provider
-    return 'generic'
 
 
 def wal_rate(cursor, major):
@@ -155,17 +148,17 @@ def pooler_facts(params, settings, user_probe=None):
     server_port = (settings.get('port') or {}).get('amount')
     return dict(
         host=params['login_host'], port=params['login_port'], server_port=server_port,
-        neon_pooler_host=providers.is_neon_pooler_host(params['login_host']),
         pgbouncer=not reached and POOLER_REFUSAL in detail)
 
 
 def gather(params, conn, cursor):
     """All facts the checks need, as plain data."""
     major = server_major(conn)
-    server = fetch_one(cursor, SERVER)
+    server = fetch_one(cursor, SERVER, dict(functions=list(providers.FINGERPRINT_FUNCTIONS),
+                                            extensions=list(providers.FINGERPRINT_EXTENSIONS)))
     server['major'] = major
     settings = read_settings(cursor)
-    detected = fingerprint(server, settings)
+    detected = providers.fingerprint(settings, server['provider_functions'], server['provider_extensions'], params['login_host'])
     provider = detected if params['provider'] == 'auto' else params['provider']
     slot_query = SLOTS.format(wal_status='wal_status' if major >= 13 else 'NULL::text')
     facts = dict(server=server, settings=settings, detected_provider=detected, provider=provider,

@@ -91,12 +91,6 @@ options:
       - Publish tables without a usable replica identity anyway (see M(pgcdc.clickpipes.publication)).
     type: bool
     default: false
-  provider:
-    description:
-      - The provider the fixes are written for; V(auto) fingerprints it.
-    type: str
-    choices: [auto, generic, planetscale, neon]
-    default: auto
   skip_checks:
     description:
       - Check ids not to run; their findings say V(skipped).
@@ -129,6 +123,7 @@ options:
     default: error
 extends_documentation_fragment:
   - pgcdc.clickpipes.connection
+  - pgcdc.clickpipes.provider
   - pgcdc.clickpipes.connection.write
   - ansible.builtin.action_common_attributes
 attributes:

@@ -48,13 +48,6 @@ options:
       - Name of the publication ClickPipes reads.
     type: str
     default: clickpipes_publication
-  provider:
-    description:
-      - Provider whose console steps the fixes name. V(auto) uses the fingerprint.
-      - The C(provider) check warns when the fingerprint differs from the provider asked for.
-    type: str
-    choices: [auto, generic, planetscale, neon]
-    default: auto
   fail_on:
     description:
       - Fail the task when a finding has this status or worse. V(never) only reports.
@@ -85,6 +78,7 @@ options:
     default: 100GB
 extends_documentation_fragment:
   - pgcdc.clickpipes.connection
+  - pgcdc.clickpipes.provider
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:

@@ -54,6 +54,9 @@ MARKDOWN = r'''# ClickPipes CDC source: {{ report.host }}
 | database | `{{ report.connection.database }}` |
 | user | `{{ report.connection.user }}` |
 | publication | `{{ report.connection.publication }}` |
+{% if report.connection.source_type is defined %}
+| source type | `{{ report.connection.source_type }}` (the Postgres source type to pick in ClickPipes: its API's `source.postgres.type`) |
+{% endif %}
 {% else %}
 Unknown: no check ran.
 {% endif %}
@@ -120,6 +123,7 @@ def build(host, result, settings_changed):
     changes['settings'] = list(settings_changed)
     return dict(
         schema_version=SCHEMA_VERSION, host=host, provider=checked['provider'],
+        source_type=checked['clickpipes_connection'].get('source_type'),
         ready=checked['summary']['ready'] and not failed, blocked=checked['blocked'], summary=checked['summary'],
         connection=checked['clickpipes_connection'], notices=checked['manual_steps'], findings=checked['findings'],
         server=checked['server'], restart_pending=checked['server'].get('pending_restart', []), changes=changes,

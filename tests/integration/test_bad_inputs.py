@@ -101,7 +101,7 @@ def test_pooler_endpoint_is_refused_by_the_role(pg, database, pgbouncer, tmp_pat
             clickpipes_login_password=pg.password, clickpipes_login_db=database).items()))
     before = snapshot(pg, database)
     run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=str(inventory))
-    assert run.rc == 2 and 'looks like a connection pooler' in run.stdout
+    assert run.rc == 2 and 'is not a direct connection to the database' in run.stdout
     assert snapshot(pg, database) == before
 
 

@@ -42,7 +42,9 @@ def defaults_file(role: str, entry: str) -> Path:
 
 # A role that passes the variables of the role it includes through documents them in its own spec; their defaults are
 # that role's (all but the variables it sets itself).
-PASSES_THROUGH = {'planetscale': ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'})}
+# A family role (rds: RDS and Aurora) documents clickpipes_provider itself, with its own default.
+PASSES_THROUGH = dict((role, ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'}))
+                      for role in ROLES if role not in ('source', 'neon'))
 
 
 def load_defaults(role: str, entry: str) -> dict:

@@ -64,7 +64,7 @@ def test_prepared_source_is_ready_and_replication_connection_works(pg, database)
     assert findings['replication_connection']['status'] == 'ok'
     assert 'IDENTIFY_SYSTEM' in findings['replication_connection']['observed']
     assert result['clickpipes_connection'] == dict(host=pg.host, port=pg.port, database=database, user='clickpipes_user',
-                                                   publication='clickpipes_publication')
+                                                   publication='clickpipes_publication', source_type='postgres')
     as_user, result_as_user = check(login(pg, database, user='clickpipes_user', password='pw-1'), password='pw-1', fail_on='error')
     assert as_user.rc == 0, as_user.stdout
     assert by_id(result_as_user)['table_select']['status'] == 'ok'

@@ -32,7 +32,7 @@ def ready_facts(major=16, provider='generic', **overrides):
                   valid_until=None, password_expired=False, password_expires_soon=False),
         privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
                         owned_tables=[]),
-        pooler=dict(host='db', port=5432, server_port=5432, neon_pooler_host=False, pgbouncer=False),
+        pooler=dict(host='db', port=5432, server_port=5432, pgbouncer=False),
         replication_connection=(True, 'IDENTIFY_SYSTEM answered'),
     )
     facts.update(overrides)
@@ -80,6 +80,9 @@ def test_buggy_minor_release_warns():
     ('generic', True, ['ALTER SYSTEM SET wal_level = logical']),
     ('planetscale', True, []),
     ('neon', True, []),
+    ('rds', True, []),
+    ('cloudsql', True, []),
+    ('alloydb', True, []),
 ])
 def test_wal_level_fix_depends_on_provider(provider, manual, sql):
     facts = ready_facts(provider=provider)
@@ -93,6 +96,9 @@ def test_wal_level_fix_depends_on_provider(provider, manual, sql):
         assert finding['fix']['manual'][0]['current'] == 'replica' and finding['fix']['manual'][0]['target'] == 'logical'
     if provider == 'neon':
         assert 'Logical Replication' in finding['fix']['manual'][0]['where']
+    decoding = dict(rds=['rds.logical_replication'], cloudsql=['cloudsql.logical_decoding'],
+                    alloydb=['alloydb.enable_pglogical', 'alloydb.logical_decoding']).get(provider, [])
+    assert all(name in finding['fix']['manual'][0]['what'] for name in decoding)
 
 
 def test_slot_and_sender_exhaustion_are_errors():
@@ -117,7 +123,7 @@ def test_unlimited_wal_keep_size_warns():
 
 
 @pytest.mark.parametrize('pooler, provider, status', [
-    (dict(neon_pooler_host=True), 'neon', 'error'),
+    (dict(host='ep-1-pooler.us-east-2.aws.neon.tech'), 'neon', 'error'),
     (dict(port=6432), 'planetscale', 'error'),
     (dict(pgbouncer=True), 'generic', 'error'),
     (dict(port=6432, server_port=5432), 'generic', 'error'),
@@ -176,7 +182,7 @@ def test_warning_lines_cover_every_problem_once_then_the_notices():
     lines = checks.warning_lines(findings, 'neon')
     assert lines[0].startswith('[neon] wal_level (error): Enable logical replication')
     assert lines[1].startswith('[neon] replica_identity (error):') and 'Fix: ALTER TABLE public.heap REPLICA IDENTITY FULL' in lines[1]
-    assert len(lines) == 2 + len(checks.providers.NOTICES['neon'])
+    assert len(lines) == 2 + len(checks.providers.get('neon').notices)
 
 
 def test_warnings_before_and_after_the_writing_modules_split_all_of_them():

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils.facts import fingerprint, setting_amount
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils.facts import setting_amount
 
 
 @pytest.mark.parametrize('row, amount', [
@@ -15,12 +15,3 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.facts import fing
 ])
 def test_setting_amount(row, amount):
     assert setting_amount(row) == amount
-
-
-def test_fingerprint_order():
-    server = dict(aurora=False)
-    assert fingerprint(server, {}) == 'generic'
-    assert fingerprint(server, {'neon.endpoint_id': dict(setting='ep-1')}) == 'neon'
-    assert fingerprint(server, {'extwlist.pscale_allowed_extensions': dict(setting='x')}) == 'planetscale'
-    assert fingerprint(dict(aurora=True), {'rds.extensions': dict(setting='x')}) == 'aurora'
-    assert fingerprint(server, {'neon.endpoint_id': dict(setting='')}) == 'generic'

@@ -18,7 +18,8 @@ NOTICE = dict(provider='neon', id=None, status='notice', what='Allow the ClickPi
               current=None, target=None, restart=False, caution=None)
 RESULT = dict(
     provider='neon', blocked=['wal_level'], summary=dict(ok=30, warning=0, error=1, skipped=2, ready=False),
-    clickpipes_connection=dict(host='db.example.com', port=5432, database='app', user='clickpipes_user', publication='pub'),
+    clickpipes_connection=dict(host='db.example.com', port=5432, database='app', user='clickpipes_user', publication='pub',
+                              source_type='neon'),
     manual_steps=[STEP, NOTICE], server=dict(version='16.4', pending_restart=['wal_level']),
     findings=[dict(id='wal_level', status='error', message='wal_level is replica | not logical', observed='replica',
                    fix=dict(sql=['ALTER SYSTEM SET wal_level = logical'], sql_omitted=0))],
@@ -32,6 +33,7 @@ def test_the_report_carries_the_result_under_its_documented_names():
     assert report['restart_pending'] == ['wal_level'] and report['blocked'] == ['wal_level']
     assert report['changes'] == dict(RESULT['changes'], settings=['wal_level'])
     assert report['failure'] is None and report['unreachable'] is False and report['modules_run'] == []
+    assert report['source_type'] == 'neon'
     assert reports.summary(report) == dict(ready=False, summary=RESULT['summary'], connection=RESULT['clickpipes_connection'],
                                            notices=[STEP, NOTICE], blocked=['wal_level'], failure=None)
 
@@ -40,6 +42,7 @@ def test_the_markdown_says_what_is_left_to_do():
     text = reports.markdown(reports.build('shop', RESULT, []))
     assert text.startswith('# ClickPipes CDC source: shop\n')
     assert '**Not ready** (neon, PostgreSQL 16.4)' in text and '**Restart needed** for: wal_level' in text
+    assert '| source type | `neon` (the Postgres source type to pick in ClickPipes' in text
     assert ('- **neon / wal_level** (error): Turn on logical replication. Where: Neon console > Settings. Now `replica`, '
             'needed `logical`. Restarts the server. Active connections drop.\n') in text
     assert '- **neon** (notice): Allow the ClickPipes IP addresses. Where: Neon console > IP Allow.\n' in text
