@@ -36,7 +36,8 @@ def test_prepare_reports_and_reruns_quietly(pg, database, tmp_path):
     report = json.loads((reports / 'shop.json').read_text())
     assert report['schema_version'] == 1 and report['ready'] is True and report['blocked'] == []
     assert report['connection'] == dict(host=pg.host, port=pg.port, database=database, user='clickpipes_user',
-                                        publication='clickpipes_publication')
+                                        publication='clickpipes_publication', source_type='postgres')
+    assert report['provider'] == 'generic' and report['source_type'] == 'postgres'
     assert report['changes']['user'] and report['changes']['publication']
     assert [f['id'] for f in report['findings'] if f['status'] == 'error'] == []
     markdown = (reports / 'shop.md').read_text()
