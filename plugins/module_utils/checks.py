@@ -579,6 +579,9 @@ def check_ssl(ctx):
 def check_provider(ctx, requested):
     detected = ctx.facts['detected_provider']
     name = providers.display_name(detected)
+    if detected == 'generic' and requested != 'auto' and not providers.get(requested).identifiable():
+        return finding('provider', 'ok', '%s shows no setting of its own: taken as asked (the host name did not tell).'
+                       % providers.display_name(requested), detected, requested)
     if requested not in ('auto', detected):
         return finding('provider', 'warning', 'The source looks like %s, but %s was asked for.' % (
             name, providers.display_name(requested)), detected, requested,

@@ -75,6 +75,10 @@ class Provider:
         self.min_major = min_major
         self.automation = automation
 
+    def identifiable(self):
+        """Whether the server itself shows this provider (else only its host names do, which an IP address hides)."""
+        return bool(self.settings or self.function or self.extension)
+
 
 GENERIC_POOLER_STEP = step('Connect to PostgreSQL directly, not through PgBouncer or another pooler/proxy: CDC needs a '
                            'replication connection, which poolers do not pass through.', 'the connection settings of the ClickPipe')

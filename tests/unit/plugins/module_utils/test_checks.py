@@ -306,3 +306,17 @@ def test_a_password_expiring_soon_is_a_warning():
     assert findings['user_login']['status'] == 'warning' and 'expires on 2001-02-03' in findings['user_login']['message']
     assert findings['user_login']['observed'] == 'LOGIN, VALID UNTIL 2001-02-03 04:05:06 UTC'
     assert findings['replication_connection']['status'] == 'ok'
+
+
+@pytest.mark.parametrize('detected, requested, status', [
+    ('generic', 'auto', 'ok'),
+    ('neon', 'auto', 'ok'),
+    ('generic', 'neon', 'warning'),
+    ('rds', 'aurora', 'warning'),
+    ('generic', 'crunchybridge', 'ok'),
+    ('timescale', 'crunchybridge', 'warning'),
+])
+def test_provider_check_warns_only_when_the_server_contradicts_the_choice(detected, requested, status):
+    facts = ready_facts(provider=requested if requested != 'auto' else detected, detected_provider=detected)
+    findings = dict((f['id'], f) for f in checks.run_checks(checks.Context(facts, 'cp', 'pub'), requested))
+    assert findings['provider']['status'] == status
