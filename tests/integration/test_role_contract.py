@@ -44,7 +44,7 @@ def defaults_file(role: str, entry: str) -> Path:
 # that role's (all but the variables it sets itself).
 # A family role (rds: RDS and Aurora) documents clickpipes_provider itself, with its own default.
 PASSES_THROUGH = dict((role, ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'}))
-                      for role in ROLES if role not in ('source', 'neon'))
+                      for role in ROLES if role != 'source')
 
 
 def load_defaults(role: str, entry: str) -> dict:
