@@ -17,7 +17,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.parse
 import uuid
@@ -131,12 +130,13 @@ class Moto:
         return {p['ParameterName']: p.get('ParameterValue')
                 for p in self.rds.describe_db_cluster_parameters(DBClusterParameterGroupName=name)['Parameters']}
 
-    def rds_instance(self, family='postgres16'):
-        """A DB instance using a fresh seeded custom parameter group: (instance id, group name)."""
+    def rds_instance(self, seeded=SEEDED):
+        """A DB instance using a fresh custom parameter group holding ``seeded``: (instance id, group name)."""
         suffix = uuid.uuid4().hex[:8]
         group, instance = 'cp-%s' % suffix, 'db-%s' % suffix
-        self.rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily=family, Description='ClickPipes source')
-        self.rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=SEEDED)
+        self.rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily='postgres16', Description='ClickPipes source')
+        if seeded:
+            self.rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=seeded)
         self.rds.create_db_instance(DBInstanceIdentifier=instance, DBInstanceClass='db.t3.micro', Engine='postgres',
                                     EngineVersion='16.3', MasterUsername='admin_user', MasterUserPassword='not-used-1',
                                     AllocatedStorage=20, DBParameterGroupName=group, DBSubnetGroupName=self.subnet_group)
@@ -286,11 +286,22 @@ def test_a_group_the_instance_does_not_use_fails_before_any_change(moto, replica
     assert moto.writes_since(mark) == [] and moto.instance_group(other_group) == before
 
 
+def test_a_parameter_the_group_does_not_have_fails_the_run(moto, replica):
+    # amazon.aws.rds_instance_param_group lists such a parameter in errors and does not fail by itself.
+    instance, group = moto.rds_instance(seeded=[])
+    mark = moto.mark()
+    run = run_rds(replica, moto, group, instance)
+    assert run.rc == 2, run
+    task = AUTOMATION + 'Set the parameters in the DB parameter group'
+    assert run.status(task) == 'failed' and 'rds.logical_replication' in ' '.join(run.result(task)['errors']), run
+    assert moto.writes_since(mark) == [] and moto.instance_group(group) == {}
+
+
 def test_an_unknown_instance_fails_and_says_what_to_check(moto, replica):
     _instance, group = moto.rds_instance()
     run = run_rds(replica, moto, group, 'no-such-db')
     assert run.rc == 2, run
-    assert 'no-such-db' in str(run.results[-1][1]), run
+    assert run.result(REFUSE_TASK)['msg'].startswith('There is no DB instance no-such-db in the region %s' % REGION), run
 
 
 def test_aurora_sets_the_cluster_group_and_reboots_the_writer(moto, replica):
