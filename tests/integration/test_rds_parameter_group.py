@@ -180,7 +180,9 @@ def rds_role(cluster, moto, group, identifier, **extra):
                      clickpipes_rds_region=REGION, clickpipes_rds_endpoint_url=moto.url,
                      clickpipes_rds_access_key=ACCESS_KEY, clickpipes_rds_secret_key=SECRET_KEY)
     variables.update(extra)
-    return [{'name': 'Prepare an RDS source', 'ansible.builtin.include_role': {'name': 'pgcdc.clickpipes.rds'}, 'vars': variables}]
+    # As the collection's playbooks include it: the role's own tasks carry the phase tags.
+    return [{'name': 'Prepare an RDS source', 'ansible.builtin.include_role': {'name': 'pgcdc.clickpipes.rds'}, 'vars': variables,
+             'tags': ['always']}]
 
 
 # No AWS configuration of the machine's may take part; moto's endpoint is named on every call.
@@ -188,8 +190,9 @@ ISOLATED = dict(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnu
                 AWS_PROFILE=None, AWS_ACCESS_KEY_ID=None, AWS_SECRET_ACCESS_KEY=None, AWS_SESSION_TOKEN=None)
 
 
-def run_rds(cluster, moto, group, identifier, check=False, verbosity=0, **extra):
-    return run_playbook(rds_role(cluster, moto, group, identifier, **extra), check=check, verbosity=verbosity, env=ISOLATED)
+def run_rds(cluster, moto, group, identifier, check=False, verbosity=0, env=None, **extra):
+    return run_playbook(rds_role(cluster, moto, group, identifier, **extra), check=check, verbosity=verbosity,
+                        env=dict(ISOLATED, **(env or {})))
 
 
 def waits_for_logical_replication(run):
@@ -325,6 +328,21 @@ def test_aurora_check_mode_writes_nothing(moto, replica):
     assert waits_for_logical_replication(run)
     assert moto.writes_since(mark) == [] and moto.cluster_group(group) == before
     assert run.result(AUTOMATION + 'Set the parameters in the DB cluster parameter group')['changed'] is True
+
+
+# (tags, skip tags, check_only, whether the automation runs): it is part of the prepare phase, as the source role's tags select it.
+PHASES = [('preflight', '', False, False), ('', 'prepare', False, False), ('prepare', '', False, True), ('', '', True, False)]
+
+
+def test_the_phase_tags_and_check_only_select_it_as_the_prepare_phase(moto, replica):
+    instance, group = moto.rds_instance()
+    for tags, skip_tags, check_only, runs in PHASES:
+        mark = moto.mark()
+        run = run_rds(replica, moto, group, instance, clickpipes_check_only=check_only,
+                      env=dict(ANSIBLE_RUN_TAGS=tags or None, ANSIBLE_SKIP_TAGS=skip_tags or None))
+        assert run.status(ENGINE_TASK) in ('ok', 'failed'), run  # the source role ran (its result is not the point here)
+        ran = [action for action, _params in moto.requests_since(mark)]
+        assert ('ModifyDBParameterGroup' in ran) is runs and (ran == []) is not runs, (tags, skip_tags, check_only, ran)
 
 
 def test_off_by_default_and_the_secret_key_never_shows(moto, replica):
