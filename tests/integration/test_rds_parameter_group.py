@@ -130,13 +130,13 @@ class Moto:
         return {p['ParameterName']: p.get('ParameterValue')
                 for p in self.rds.describe_db_cluster_parameters(DBClusterParameterGroupName=name)['Parameters']}
 
-    def rds_instance(self, seeded=SEEDED):
-        """A DB instance using a fresh custom parameter group holding ``seeded``: (instance id, group name)."""
+    def rds_instance(self, seeded=True):
+        """A DB instance using a fresh custom parameter group (``seeded``: holding SEEDED): (instance id, group name)."""
         suffix = uuid.uuid4().hex[:8]
         group, instance = 'cp-%s' % suffix, 'db-%s' % suffix
         self.rds.create_db_parameter_group(DBParameterGroupName=group, DBParameterGroupFamily='postgres16', Description='ClickPipes source')
         if seeded:
-            self.rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=seeded)
+            self.rds.modify_db_parameter_group(DBParameterGroupName=group, Parameters=SEEDED)
         self.rds.create_db_instance(DBInstanceIdentifier=instance, DBInstanceClass='db.t3.micro', Engine='postgres',
                                     EngineVersion='16.3', MasterUsername='admin_user', MasterUserPassword='not-used-1',
                                     AllocatedStorage=20, DBParameterGroupName=group, DBSubnetGroupName=self.subnet_group)
@@ -195,11 +195,10 @@ def run_rds(cluster, moto, group, identifier, check=False, verbosity=0, env=None
                         env=dict(ISOLATED, **(env or {})))
 
 
-def waits_for_logical_replication(run):
+def assert_waits_for_logical_replication(run):
     """The run fails, and the source role says why: logical replication is not on yet (a reboot away)."""
     assert run.rc == 2, run
     assert run.status(ENGINE_TASK) == 'failed' and 'wal_level' in run.result(ENGINE_TASK)['error_ids'], run
-    return True
 
 
 def wal_keep_mb(cluster):
@@ -212,7 +211,7 @@ def test_sets_both_parameters_and_reports_the_pending_reboot_without_rebooting(m
     mark = moto.mark()
     run = run_rds(replica, moto, group, instance)
     # The source is still not ready, and the run says so: the parameter group step is not a success on its own.
-    assert waits_for_logical_replication(run)
+    assert_waits_for_logical_replication(run)
     values = moto.instance_group(group)
     assert values['rds.logical_replication'] == '1'
     assert values['max_slot_wal_keep_size'] == wal_keep_mb(replica).get('max_slot_wal_keep_size', '-1')
@@ -227,7 +226,7 @@ def test_sets_both_parameters_and_reports_the_pending_reboot_without_rebooting(m
 
     again = moto.mark()
     rerun = run_rds(replica, moto, group, instance)
-    assert waits_for_logical_replication(rerun)
+    assert_waits_for_logical_replication(rerun)
     assert moto.writes_since(again) == [], 'a re-run wrote again'
     assert 'already there' in rerun.result(REPORT_TASK)['msg'] and 'REBOOT PENDING' in rerun.result(REPORT_TASK)['msg']
 
@@ -237,7 +236,7 @@ def test_reboots_only_when_allowed(moto, replica):
     mark = moto.mark()
     run = run_rds(replica, moto, group, instance, clickpipes_rds_allow_reboot=True)
     # moto's reboot changes nothing, so the harness server still runs without logical replication.
-    assert waits_for_logical_replication(run)
+    assert_waits_for_logical_replication(run)
     reboots = [params for action, params in moto.writes_since(mark) if action == 'RebootDBInstance']
     assert [params['DBInstanceIdentifier'] for params in reboots] == [instance]
     assert 'Rebooted %s' % instance in run.result(REPORT_TASK)['msg']
@@ -248,7 +247,7 @@ def test_check_mode_writes_nothing_and_says_what_it_would_do(moto, replica):
     before = moto.instance_group(group)
     mark = moto.mark()
     run = run_rds(replica, moto, group, instance, check=True, clickpipes_rds_allow_reboot=True)
-    assert waits_for_logical_replication(run)
+    assert_waits_for_logical_replication(run)
     assert moto.writes_since(mark) == []
     assert moto.instance_group(group) == before
     # amazon.aws.rds_instance_param_group says "no change" in check mode; the role does not repeat that.
@@ -291,7 +290,7 @@ def test_a_group_the_instance_does_not_use_fails_before_any_change(moto, replica
 
 def test_a_parameter_the_group_does_not_have_fails_the_run(moto, replica):
     # amazon.aws.rds_instance_param_group lists such a parameter in errors and does not fail by itself.
-    instance, group = moto.rds_instance(seeded=[])
+    instance, group = moto.rds_instance(seeded=False)
     mark = moto.mark()
     run = run_rds(replica, moto, group, instance)
     assert run.rc == 2, run
@@ -311,7 +310,7 @@ def test_aurora_sets_the_cluster_group_and_reboots_the_writer(moto, replica):
     cluster, group, writer = moto.aurora_cluster()
     mark = moto.mark()
     run = run_rds(replica, moto, group, cluster, clickpipes_provider='aurora', clickpipes_rds_allow_reboot=True)
-    assert waits_for_logical_replication(run)
+    assert_waits_for_logical_replication(run)
     values = moto.cluster_group(group)
     assert values['rds.logical_replication'] == '1'
     assert values['max_slot_wal_keep_size'] == wal_keep_mb(replica).get('max_slot_wal_keep_size', '-1')
@@ -325,7 +324,7 @@ def test_aurora_check_mode_writes_nothing(moto, replica):
     before = moto.cluster_group(group)
     mark = moto.mark()
     run = run_rds(replica, moto, group, cluster, check=True, clickpipes_provider='aurora', clickpipes_rds_allow_reboot=True)
-    assert waits_for_logical_replication(run)
+    assert_waits_for_logical_replication(run)
     assert moto.writes_since(mark) == [] and moto.cluster_group(group) == before
     assert run.result(AUTOMATION + 'Set the parameters in the DB cluster parameter group')['changed'] is True
 
@@ -349,10 +348,10 @@ def test_off_by_default_and_the_secret_key_never_shows(moto, replica):
     instance, group = moto.rds_instance()
     mark = moto.mark()
     off = run_rds(replica, moto, '', instance)
-    assert waits_for_logical_replication(off)
+    assert_waits_for_logical_replication(off)
     assert moto.requests_since(mark) == [] and off.status(AUTOMATION + 'Set logical replication in the parameter group with amazon.aws (opt-in)') == 'skipped'
     shown = run_rds(replica, moto, group, instance, verbosity=3)
-    assert waits_for_logical_replication(shown)
+    assert_waits_for_logical_replication(shown)
     assert 'REBOOT PENDING' in shown.result(REPORT_TASK)['msg']
     assert SECRET_KEY not in shown.stdout + shown.stderr
     assert SECRET_KEY not in json.dumps(shown.all_results)
