@@ -145,13 +145,21 @@ def check_primary(ctx):
     return finding('primary', 'ok', 'Connected to the primary.', 'primary', 'primary')
 
 
+def wal_level_observed(ctx):
+    """wal_level, with the provider's settings it follows (on Cloud SQL, AlloyDB and RDS a flag sets it)."""
+    value = ctx.setting('wal_level')
+    flags = ['%s = %s' % (name, ctx.setting(name) or 'not set') for name in providers.get(ctx.provider).decoding_settings]
+    return '%s (%s)' % (value, ', '.join(flags)) if flags else value
+
+
 def check_wal_level(ctx):
     value = ctx.setting('wal_level')
+    observed = wal_level_observed(ctx)
     if value == 'logical':
-        return finding('wal_level', 'ok', 'wal_level is logical.', value, 'logical')
+        return finding('wal_level', 'ok', 'wal_level is %s.' % observed, observed, 'logical')
     fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, value, 'logical')
-    return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % value,
-                   value, 'logical', **fix)
+    return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % observed,
+                   observed, 'logical', **fix)
 
 
 def check_max_wal_senders(ctx):

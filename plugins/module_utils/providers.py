@@ -47,13 +47,15 @@ class Provider:
     """What one provider is and needs. ``fingerprint`` is what identifies it: setting names any of which is defined,
     a pg_catalog function, an extension installed in the database, or a host name pattern (in that order of trust).
     ``replication_role``: membership in this role gives what REPLICATION gives elsewhere (it is granted instead).
+    ``replication_admin_roles``: the provider's admin roles whose members it lets give REPLICATION to a role they create
+    (on every major: stock PostgreSQL 15 and older lets only a superuser).
     ``parameters``: where its server parameters are changed (None: by SQL, self-hosted). ``automation``: what its role
     can do through the provider's API, opt-in (for the docs)."""
 
     def __init__(self, provider_id, name, source_type, role, settings=(), function=None, extension=None, host=None,
                  parameters=None, setting_steps=None, decoding_settings=(), user_step=None, pooler_step=None,
                  primary_step=None, endpoints=(), notices=(), replication_role=None, schema_publishing_roles=(),
-                 min_major=12, automation=None):
+                 min_major=12, automation=None, replication_admin_roles=()):
         self.id = provider_id
         self.name = name
         self.source_type = source_type
@@ -74,6 +76,7 @@ class Provider:
         self.schema_publishing_roles = schema_publishing_roles
         self.min_major = min_major
         self.automation = automation
+        self.replication_admin_roles = replication_admin_roles
 
 
 GENERIC_POOLER_STEP = step('Connect to PostgreSQL directly, not through PgBouncer or another pooler/proxy: CDC needs a '
@@ -198,7 +201,7 @@ REGISTRY = dict((provider.id, provider) for provider in (
                    'ClickPipes does not support Private Service Connect for AlloyDB: use an SSH tunnel for a private '
                    'connection.' % STATIC_IPS, 'Google Cloud console: AlloyDB > <cluster> > primary instance > Edit > Connectivity'),
         ),
-        min_major=14),
+        min_major=14, replication_admin_roles=('alloydbsuperuser',)),
     Provider(
         'cloudsql', 'Google Cloud SQL for PostgreSQL', 'cloudsqlpostgres', 'cloudsql', settings=('cloudsql.logical_decoding',),
         parameters=CLOUDSQL_FLAGS, decoding_settings=('cloudsql.logical_decoding',),
@@ -211,7 +214,8 @@ REGISTRY = dict((provider.id, provider) for provider in (
             notice('cloudsql_private_service_connect', 'For a private connection through Private Service Connect: gcloud sql '
                    'instances patch <instance> --enable-private-service-connect --allowed-psc-projects=clickpipes-production '
                    '(the instance must have no public IP), then give ClickPipes the PSC endpoint.', 'gcloud'),
-        )),
+        ),
+        replication_admin_roles=('cloudsqlsuperuser',)),
     Provider(
         'azure', 'Azure Database for PostgreSQL flexible server', 'azurepostgres', 'azure', settings=('azure.extensions',),
         parameters=AZURE_PARAMETERS,
@@ -222,7 +226,8 @@ REGISTRY = dict((provider.id, provider) for provider in (
         pooler_step=step('Connect on port 5432, not the built-in PgBouncer on 6432: CDC needs a direct connection.',
                          'Azure portal: your flexible server > Overview (Server name, port 5432)'),
         endpoints=(Endpoint('port 6432 is Azure\'s built-in PgBouncer', port=6432),),
-        notices=(static_ips_notice('azure', 'Azure portal: your flexible server > Settings > Networking > Firewall rules'),)),
+        notices=(static_ips_notice('azure', 'Azure portal: your flexible server > Settings > Networking > Firewall rules'),),
+        replication_admin_roles=('azure_pg_admin',)),
     Provider(
         'supabase', 'Supabase', 'supabase', 'supabase', settings=('supautils.privileged_extensions',),
         parameters='Supabase dashboard: Project Settings > Database',
@@ -261,6 +266,8 @@ CHOICES = ('auto',) + IDS
 GENERIC = REGISTRY['generic']
 # Roles whose members may publish whole schemas or databases without being superusers.
 SCHEMA_PUBLISHING_ROLES = tuple(name for provider in REGISTRY.values() for name in provider.schema_publishing_roles)
+# Roles whose members a provider lets give REPLICATION without being superusers.
+REPLICATION_ADMIN_ROLES = tuple(name for provider in REGISTRY.values() for name in provider.replication_admin_roles)
 FINGERPRINT_SETTINGS = tuple(name for provider in REGISTRY.values() for name in provider.settings + provider.decoding_settings)
 FINGERPRINT_FUNCTIONS = tuple(provider.function for provider in REGISTRY.values() if provider.function)
 FINGERPRINT_EXTENSIONS = tuple(provider.extension for provider in REGISTRY.values() if provider.extension)
