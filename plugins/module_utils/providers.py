@@ -199,7 +199,8 @@ REGISTRY = dict((provider.id, provider) for provider in (
             notice('alloydb_network', 'Enable Public IP on the primary instance and add the ClickPipes static IPs of your '
                    'ClickHouse service\'s region (%s) as /32 authorized external networks, with Require SSL encryption on. '
                    'ClickPipes does not support Private Service Connect for AlloyDB: use an SSH tunnel for a private '
-                   'connection.' % STATIC_IPS, 'Google Cloud console: AlloyDB > <cluster> > primary instance > Edit > Connectivity'),
+                   'connection.' % STATIC_IPS,
+                   'Google Cloud console: AlloyDB > Clusters > <cluster> > Instances in your cluster > Edit primary'),
         ),
         min_major=14, replication_admin_roles=('alloydbsuperuser',)),
     Provider(
@@ -211,9 +212,12 @@ REGISTRY = dict((provider.id, provider) for provider in (
         },
         notices=(
             static_ips_notice('cloudsql', 'Google Cloud console: SQL > <instance> > Connections > Networking > Authorized networks'),
-            notice('cloudsql_private_service_connect', 'For a private connection through Private Service Connect: gcloud sql '
-                   'instances patch <instance> --enable-private-service-connect --allowed-psc-projects=clickpipes-production '
-                   '(the instance must have no public IP), then give ClickPipes the PSC endpoint.', 'gcloud'),
+            notice('cloudsql_private_service_connect', 'For a private connection over Private Service Connect (the instance '
+                   'must have no public IP): gcloud sql instances patch <instance> --enable-private-service-connect '
+                   '--allowed-psc-projects=clickpipes-production; read the service attachment and DNS name with gcloud sql '
+                   'instances describe <instance> --format=\'value(pscServiceAttachmentLink,dnsName)\'; create a reverse '
+                   'private endpoint in ClickPipes with them, then give the ClickPipe that DNS name (without its trailing '
+                   'dot) as host, port 5432, and the endpoint.', 'gcloud, then ClickPipes: reverse private endpoints'),
         ),
         replication_admin_roles=('cloudsqlsuperuser',)),
     Provider(

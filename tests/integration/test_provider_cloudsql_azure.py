@@ -155,11 +155,28 @@ def test_flag_off_blocks_with_the_flag_step(provider_id):
         cluster.destroy()
 
 
+@pytest.fixture
+def azure_pgbouncer(pg, pgbouncer):
+    """PgBouncer on 6432 in front of ``pg``: the session's when it got that port, else one of this test's once the port
+    is free (another process on this machine may hold it for a while)."""
+    if pgbouncer.port == AZURE_PGBOUNCER_PORT:
+        yield pgbouncer
+        return
+    pgcluster.wait_for(lambda: pgcluster.port_is_free(AZURE_PGBOUNCER_PORT), timeout=120,
+                       message='port %d stayed taken: this test needs it' % AZURE_PGBOUNCER_PORT)
+    bouncer = pgcluster.start_pgbouncer(pg, AZURE_PGBOUNCER_PORT)
+    try:
+        assert bouncer.port == AZURE_PGBOUNCER_PORT, 'port %d was taken again' % AZURE_PGBOUNCER_PORT
+        yield bouncer
+    finally:
+        bouncer.destroy()
+
+
 @pytest.mark.parametrize('provider', ['auto', 'azure'])
-def test_azure_builtin_pgbouncer_is_refused_before_writing(pg, database, pgbouncer, provider):
+def test_azure_builtin_pgbouncer_is_refused_before_writing(pg, database, azure_pgbouncer, provider):
     """Azure's built-in PgBouncer listens on 6432 of the server's own host name: real PgBouncer there, in front of an
     Azure-shaped database (its fingerprint setting and admin role)."""
-    assert pgbouncer.port == AZURE_PGBOUNCER_PORT, 'port %d was taken by another process: this test needs it' % AZURE_PGBOUNCER_PORT
+    pgbouncer = azure_pgbouncer
     pg.execute('ALTER DATABASE "%s" SET azure.extensions = \'pgcrypto\'' % database)
     admin = pgcluster.create_managed_like_admin(pg, database, name='azure_admin', owner_role='azure_pg_admin')
     pg.execute('CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO azure_pg_admin', dbname=database)
