@@ -36,9 +36,11 @@ SHAPES = dict(
     azure=({'azure.extensions': 'pgcrypto,uuid-ossp', 'azure.accepted_password_auth_method': 'md5,scram-sha-256'},
            'azure_pg_admin'),
 )
-FLAGS_OFF = dict(
+# Logical decoding off: Cloud SQL and AlloyDB set wal_level from their flags; Azure has wal_level in Server parameters.
+DECODING_OFF = dict(
     cloudsql={'cloudsql.logical_decoding': 'off', 'wal_level': 'replica'},
     alloydb={'alloydb.logical_decoding': 'off', 'alloydb.enable_pglogical': 'off', 'wal_level': 'replica'},
+    azure={'azure.extensions': 'pgcrypto', 'wal_level': 'replica'},
 )
 AZURE_PGBOUNCER_PORT = 6432
 
@@ -130,12 +132,11 @@ def test_auto_fingerprints_and_prepares_each_shape(pg, shapes, provider_id):
     assert not again.get('failed') and not again['changed'] and again['summary']['ready']
 
 
-@pytest.mark.parametrize('provider_id', list(FLAGS_OFF))
-def test_flag_off_blocks_with_the_flag_step(provider_id):
+@pytest.mark.parametrize('provider_id', list(DECODING_OFF))
+def test_logical_decoding_off_blocks_with_the_console_step(provider_id):
     provider = providers.get(provider_id)
-    # The flag behaves alike on every major: once, on the newest under test (15, always installed, when all are older
-    # than AlloyDB's 14).
-    cluster = pgcluster.start_cluster(max(MAJORS + [15]), settings=FLAGS_OFF[provider_id], name=provider_id + '_off')
+    # Alike on every major: once, on the newest under test (15, always installed, when all are older than AlloyDB's 14).
+    cluster = pgcluster.start_cluster(max(MAJORS + [15]), settings=DECODING_OFF[provider_id], name=provider_id + '_off')
     try:
         admin = provider_database(cluster, 'shop', provider.replication_admin_roles[0])
         before, window = snapshot(cluster, 'shop'), LogWindow(cluster)
@@ -145,11 +146,11 @@ def test_flag_off_blocks_with_the_flag_step(provider_id):
         assert predicted['blocked'] == ['wal_level'], 'check mode predicts the refusal'
         wal = by_id(result)['wal_level']
         flags = ', '.join('%s = off' % name for name in provider.decoding_settings)
-        assert wal['observed'] == 'replica (%s)' % flags
+        assert wal['observed'] == ('replica (%s)' % flags if flags else 'replica')
         step, = wal['fix']['manual']
-        assert step['where'] == provider.parameters and step['restart'] is True and wal['fix']['sql'] == []
-        assert all(name in step['what'] for name in provider.decoding_settings) and ' on' in step['what']
-        assert 'wal_level' in result['msg'] and provider.decoding_settings[0] in result['msg']
+        assert (step['what'], step['where'], step['restart']) == (provider.setting_steps['wal_level']['what'], provider.parameters, True)
+        assert all(name in step['what'] for name in provider.decoding_settings or ['wal_level']) and wal['fix']['sql'] == []
+        assert step['what'] in result['msg']
         nothing_written(cluster, 'shop', window, before)
     finally:
         cluster.destroy()
