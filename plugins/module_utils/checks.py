@@ -145,19 +145,19 @@ def check_primary(ctx):
     return finding('primary', 'ok', 'Connected to the primary.', 'primary', 'primary')
 
 
-def wal_level_observed(ctx):
-    """wal_level, with the provider's settings it follows (on Cloud SQL, AlloyDB and RDS a flag sets it)."""
-    value = ctx.setting('wal_level')
-    flags = ['%s = %s' % (name, ctx.setting(name) or 'not set') for name in providers.get(ctx.provider).decoding_settings]
-    return '%s (%s)' % (value, ', '.join(flags)) if flags else value
+def with_decoding_settings(ctx, value):
+    """A wal_level value with the provider's own settings that turn logical decoding on (RDS: rds.logical_replication)."""
+    names = providers.get(ctx.provider).decoding_settings
+    shown = ', '.join('%s = %s' % (name, ctx.setting(name) or 'not set') for name in names)
+    return '%s (%s)' % (value, shown) if shown else value
 
 
 def check_wal_level(ctx):
     value = ctx.setting('wal_level')
-    observed = wal_level_observed(ctx)
+    observed = with_decoding_settings(ctx, value)
     if value == 'logical':
-        return finding('wal_level', 'ok', 'wal_level is %s.' % observed, observed, 'logical')
-    fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, value, 'logical')
+        return finding('wal_level', 'ok', 'wal_level is logical.', observed, 'logical')
+    fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, observed, 'logical')
     return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % observed,
                    observed, 'logical', **fix)
 
