@@ -72,6 +72,8 @@ def fingerprint(provider):
 
 def readme_row(p):
     sql = 'user, grants, publication' + ('; replication by `GRANT %s`' % p.replication_role if p.replication_role else '')
+    sql += ('; `REPLICATION` given by the admin as a member of %s' % ' or '.join('`%s`' % name for name in p.replication_admin_roles)
+            if p.replication_admin_roles else '')
     person = ['server settings in %s' % p.parameters.split(':')[0] if p.parameters else 'the restart a setting change needs']
     person += ['`%s`' % item['id'] for item in p.notices]
     return '| `%s` | %s | `%s` | `pgcdc.clickpipes.%s` | %s | %s | %s | %s |' % (
