@@ -1,6 +1,6 @@
 """Google Cloud SQL, AlloyDB and Azure Flexible Server imitated with real parts: each provider's fingerprint settings
-(set on the cluster), its admin role and a non-superuser admin with CREATEROLE that is a member of it and of no other
-role the tables need; PgBouncer on Azure's pooler port 6432.
+(set on the cluster), its admin role owning the tables, and a non-superuser admin with CREATEROLE (REPLICATION on 16
+and later) that is a member of it; PgBouncer on Azure's pooler port 6432.
 
 What stock PostgreSQL cannot imitate: these providers let their admins give REPLICATION on every major, stock 15 and
 older only a superuser. The admin pre-check trusts the membership, so on 15 and older the server itself refuses the
