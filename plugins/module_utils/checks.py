@@ -145,13 +145,21 @@ def check_primary(ctx):
     return finding('primary', 'ok', 'Connected to the primary.', 'primary', 'primary')
 
 
+def with_decoding_settings(ctx, value):
+    """A wal_level value with the provider's own settings that turn logical decoding on (RDS: rds.logical_replication)."""
+    names = providers.get(ctx.provider).decoding_settings
+    shown = ', '.join('%s = %s' % (name, ctx.setting(name) or 'not set') for name in names)
+    return '%s (%s)' % (value, shown) if shown else value
+
+
 def check_wal_level(ctx):
     value = ctx.setting('wal_level')
+    observed = with_decoding_settings(ctx, value)
     if value == 'logical':
-        return finding('wal_level', 'ok', 'wal_level is logical.', value, 'logical')
-    fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, value, 'logical')
-    return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % value,
-                   value, 'logical', **fix)
+        return finding('wal_level', 'ok', 'wal_level is logical.', observed, 'logical')
+    fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, observed, 'logical')
+    return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % observed,
+                   observed, 'logical', **fix)
 
 
 def check_max_wal_senders(ctx):

@@ -47,13 +47,15 @@ class Provider:
     """What one provider is and needs. ``fingerprint`` is what identifies it: setting names any of which is defined,
     a pg_catalog function, an extension installed in the database, or a host name pattern (in that order of trust).
     ``replication_role``: membership in this role gives what REPLICATION gives elsewhere (it is granted instead).
+    ``replication_admin_roles``: the provider's admin roles whose members it lets give REPLICATION to a role they create
+    (on every major: stock PostgreSQL 15 and older lets only a superuser).
     ``parameters``: where its server parameters are changed (None: by SQL, self-hosted). ``automation``: what its role
     can do through the provider's API, opt-in (for the docs)."""
 
     def __init__(self, provider_id, name, source_type, role, settings=(), function=None, extension=None, host=None,
                  parameters=None, setting_steps=None, decoding_settings=(), user_step=None, pooler_step=None,
                  primary_step=None, endpoints=(), notices=(), replication_role=None, schema_publishing_roles=(),
-                 min_major=12, automation=None):
+                 min_major=12, automation=None, replication_admin_roles=()):
         self.id = provider_id
         self.name = name
         self.source_type = source_type
@@ -74,6 +76,7 @@ class Provider:
         self.schema_publishing_roles = schema_publishing_roles
         self.min_major = min_major
         self.automation = automation
+        self.replication_admin_roles = replication_admin_roles
 
     def identifiable(self):
         """Whether the server itself shows this provider (else only its host names do, which an IP address hides)."""
@@ -200,9 +203,10 @@ REGISTRY = dict((provider.id, provider) for provider in (
             notice('alloydb_network', 'Enable Public IP on the primary instance and add the ClickPipes static IPs of your '
                    'ClickHouse service\'s region (%s) as /32 authorized external networks, with Require SSL encryption on. '
                    'ClickPipes does not support Private Service Connect for AlloyDB: use an SSH tunnel for a private '
-                   'connection.' % STATIC_IPS, 'Google Cloud console: AlloyDB > <cluster> > primary instance > Edit > Connectivity'),
+                   'connection.' % STATIC_IPS,
+                   'Google Cloud console: AlloyDB > Clusters > <cluster> > Instances in your cluster > Edit primary'),
         ),
-        min_major=14),
+        min_major=14, replication_admin_roles=('alloydbsuperuser',)),
     Provider(
         'cloudsql', 'Google Cloud SQL for PostgreSQL', 'cloudsqlpostgres', 'cloudsql', settings=('cloudsql.logical_decoding',),
         parameters=CLOUDSQL_FLAGS, decoding_settings=('cloudsql.logical_decoding',),
@@ -212,10 +216,14 @@ REGISTRY = dict((provider.id, provider) for provider in (
         },
         notices=(
             static_ips_notice('cloudsql', 'Google Cloud console: SQL > <instance> > Connections > Networking > Authorized networks'),
-            notice('cloudsql_private_service_connect', 'For a private connection through Private Service Connect: gcloud sql '
-                   'instances patch <instance> --enable-private-service-connect --allowed-psc-projects=clickpipes-production '
-                   '(the instance must have no public IP), then give ClickPipes the PSC endpoint.', 'gcloud'),
-        )),
+            notice('cloudsql_private_service_connect', 'For a private connection over Private Service Connect (the instance '
+                   'must have no public IP): gcloud sql instances patch <instance> --enable-private-service-connect '
+                   '--allowed-psc-projects=clickpipes-production; read the service attachment and DNS name with gcloud sql '
+                   'instances describe <instance> --format=\'value(pscServiceAttachmentLink,dnsName)\'; create a reverse '
+                   'private endpoint in ClickPipes with them, then give the ClickPipe that DNS name (without its trailing '
+                   'dot) as host, port 5432, and the endpoint.', 'gcloud, then ClickPipes: reverse private endpoints'),
+        ),
+        replication_admin_roles=('cloudsqlsuperuser',)),
     Provider(
         'azure', 'Azure Database for PostgreSQL flexible server', 'azurepostgres', 'azure', settings=('azure.extensions',),
         parameters=AZURE_PARAMETERS,
@@ -226,7 +234,8 @@ REGISTRY = dict((provider.id, provider) for provider in (
         pooler_step=step('Connect on port 5432, not the built-in PgBouncer on 6432: CDC needs a direct connection.',
                          'Azure portal: your flexible server > Overview (Server name, port 5432)'),
         endpoints=(Endpoint('port 6432 is Azure\'s built-in PgBouncer', port=6432),),
-        notices=(static_ips_notice('azure', 'Azure portal: your flexible server > Settings > Networking > Firewall rules'),)),
+        notices=(static_ips_notice('azure', 'Azure portal: your flexible server > Settings > Networking > Firewall rules'),),
+        replication_admin_roles=('azure_pg_admin',)),
     Provider(
         'supabase', 'Supabase', 'supabase', 'supabase', settings=('supautils.privileged_extensions',),
         parameters='Supabase dashboard: Project Settings > Database',
@@ -265,6 +274,8 @@ CHOICES = ('auto',) + IDS
 GENERIC = REGISTRY['generic']
 # Roles whose members may publish whole schemas or databases without being superusers.
 SCHEMA_PUBLISHING_ROLES = tuple(name for provider in REGISTRY.values() for name in provider.schema_publishing_roles)
+# Roles whose members a provider lets give REPLICATION without being superusers.
+REPLICATION_ADMIN_ROLES = tuple(name for provider in REGISTRY.values() for name in provider.replication_admin_roles)
 FINGERPRINT_SETTINGS = tuple(name for provider in REGISTRY.values() for name in provider.settings + provider.decoding_settings)
 FINGERPRINT_FUNCTIONS = tuple(provider.function for provider in REGISTRY.values() if provider.function)
 FINGERPRINT_EXTENSIONS = tuple(provider.extension for provider in REGISTRY.values() if provider.extension)

@@ -12,6 +12,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     fetch_one,
 )
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import providers
 
 try:
     from psycopg2 import sql
@@ -47,7 +48,9 @@ SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
 # What the admin may do to roles. pg_has_role's ADMIN OPTION test follows membership, as ALTER ROLE does.
 ADMIN_RIGHTS = """
 SELECT rolsuper AS superuser, rolcreaterole AS create_role, rolreplication AS replication, rolbypassrls AS bypass_rls,
-       %(oid)s::oid IS NOT NULL AND pg_has_role(current_user, %(oid)s::oid, 'MEMBER WITH ADMIN OPTION') AS admin_of_role
+       %(oid)s::oid IS NOT NULL AND pg_has_role(current_user, %(oid)s::oid, 'MEMBER WITH ADMIN OPTION') AS admin_of_role,
+       EXISTS (SELECT 1 FROM pg_roles a WHERE a.rolname = ANY(%(replication_admin_roles)s::text[])
+                                          AND pg_has_role(current_user, a.oid, 'MEMBER')) AS replication_admin
   FROM pg_roles WHERE rolname = current_user
 """
 
@@ -170,19 +173,24 @@ def refuse_what_admin_cannot_do(cursor, role, want, server_major):
     """Refuse, before anything is sent, what PostgreSQL would refuse the admin: creating or altering the role (CREATEROLE,
     and on 16 and later ADMIN OPTION on an existing role), and giving REPLICATION or BYPASSRLS (a superuser up to 15, an
     admin that has the attribute itself from 16)."""
-    admin = fetch_one(cursor, ADMIN_RIGHTS, dict(oid=role['oid'] if role else None))
+    admin = fetch_one(cursor, ADMIN_RIGHTS, dict(oid=role['oid'] if role else None,
+                                                 replication_admin_roles=list(providers.REPLICATION_ADMIN_ROLES)))
     if admin['superuser']:
         return
+    # Cloud SQL, AlloyDB and Azure let members of their admin role give and keep REPLICATION on every major.
+    provider_gives_replication = admin['replication_admin']
     reasons = []
     if not admin['create_role']:
         reasons.append('creating or altering a role needs CREATEROLE')
-    elif role is not None and server_major < 16 and (role['replication'] or role['superuser']):
+    elif role is not None and server_major < 16 and (role['superuser'] or (role['replication'] and not provider_gives_replication)):
         reasons.append('altering role %s, which has REPLICATION, needs a superuser (PostgreSQL 15 and older)' % role['name'])
     elif role is not None and server_major >= 16 and not admin['admin_of_role']:
         reasons.append('altering role %s needs ADMIN OPTION on it (PostgreSQL 16 and later): a superuser can GRANT %s TO '
                        '<admin> WITH ADMIN OPTION' % (role['name'], role['name']))
     for key, keyword in (('replication', 'REPLICATION'), ('bypass_rls', 'BYPASSRLS')):
         wanted = want.get(key, True) if key == 'replication' else want.get(key)
+        if key == 'replication' and provider_gives_replication:
+            continue
         if wanted and not (role and role[key]) and (server_major < 16 or not admin[key]):
             reasons.append('giving %s needs %s' % (keyword, 'a superuser' if server_major < 16 else 'an admin that has it'))
     if reasons:

@@ -16,6 +16,9 @@ description:
   - The role's state is read from C(pg_roles), never C(pg_authid), so the module works with the non-superuser admin
     of a managed provider. To tell whether a password is already right (O(update_password=always)), it logs in with it.
   - Attributes the module is not asked about are left as they are; nothing is removed unless asked for.
+  - Before sending anything, it refuses what PostgreSQL would refuse the admin (C(CREATEROLE); C(REPLICATION) needs a
+    superuser up to PostgreSQL 15, an admin that has it from 16). A member of a provider's admin role that the
+    provider lets give C(REPLICATION) on every major (Cloud SQL, AlloyDB, Azure) is trusted to.
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   name:

@@ -101,6 +101,18 @@ def test_wal_level_fix_depends_on_provider(provider, manual, sql):
     assert all(name in finding['fix']['manual'][0]['what'] for name in decoding)
 
 
+@pytest.mark.parametrize('provider, flags, observed', [
+    ('cloudsql', dict(**{'cloudsql.logical_decoding': 'off'}), 'replica (cloudsql.logical_decoding = off)'),
+    ('alloydb', dict(**{'alloydb.logical_decoding': 'on'}), 'replica (alloydb.logical_decoding = on, alloydb.enable_pglogical = not set)'),
+    ('azure', dict(**{'azure.extensions': 'pgcrypto'}), 'replica'),
+])
+def test_wal_level_names_the_flags_it_follows(provider, flags, observed):
+    facts = ready_facts(provider=provider)
+    facts['settings'].update(dict((name, setting(value)) for name, value in flags.items()), wal_level=setting('replica'))
+    finding = findings_for(facts)['wal_level']
+    assert finding['observed'] == observed and observed in finding['message']
+
+
 def test_slot_and_sender_exhaustion_are_errors():
     facts = ready_facts(slots=[dict(name='s%d' % i, type='logical', active=True, wal_status='reserved', retained_bytes=0) for i in range(10)])
     facts['server']['wal_senders_in_use'] = 10
