@@ -182,7 +182,7 @@ def sql_error_message(exc, doing):
     if code in ('57P01', '57P02', '57P03') or isinstance(exc, (psycopg2.OperationalError, psycopg2.InterfaceError)) and not code:
         return ('The connection to the server was lost while %s (%s). Nothing was applied: the transaction was rolled '
                 'back. Re-run the task.' % (doing, message))
-    return 'PostgreSQL refused %s: %s' % (doing, message)
+    return 'PostgreSQL refused %s: %s%s' % (doing, message, '' if message.endswith('.') else '.')
 
 
 def describe_blockers(cursor, query, params):

@@ -80,8 +80,9 @@ SELECT rolsuper OR EXISTS (SELECT 1 FROM pg_roles r
 """
 
 SUPERUSER_ONLY_HINT = (
-    'FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser in stock PostgreSQL (Neon also allows neon_superuser). '
-    'Use mode: tables (the default): it lists the tables explicitly and works for an admin that owns them.')
+    'FOR ALL TABLES and FOR TABLES IN SCHEMA need a superuser in stock PostgreSQL (a provider may also allow members of '
+    '%s). Use mode: tables (the default): it lists the tables explicitly and works for an admin that owns them.'
+    % ' or '.join(providers.SCHEMA_PUBLISHING_ROLES))
 
 
 def read_state(cursor, name, server_major, members=True):
