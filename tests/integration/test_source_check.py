@@ -100,6 +100,28 @@ def test_least_privilege_and_rls_are_reported(pg, database):
     assert findings['row_level_security']['status'] == 'error' and 'initial load' in findings['row_level_security']['message']
 
 
+def test_toast_columns_names_each_table_with_an_out_of_line_column_in_catalog_order(pg, database):
+    """Only a live column of variable length whose storage is not PLAIN counts, on a table without REPLICA IDENTITY
+    FULL; names come by schema, then table, in the catalog's byte order (upper case first). On PostgreSQL 12 the
+    partition stands for its partitioned table and must still come in order."""
+    pg.execute('CREATE SCHEMA "Zeta"; CREATE SCHEMA alpha;'
+               'CREATE TABLE alpha.t (id int PRIMARY KEY, v bytea); CREATE TABLE "Zeta".t (id int PRIMARY KEY, v text);'
+               'CREATE TABLE a_tab (id int PRIMARY KEY, v jsonb); CREATE TABLE "B_tab" (id int PRIMARY KEY, v text);'
+               'CREATE TABLE short_text (id int PRIMARY KEY, v varchar(10)); CREATE TABLE ints (id int PRIMARY KEY, n bigint);'
+               'CREATE TABLE full_identity (id int PRIMARY KEY, v text); ALTER TABLE full_identity REPLICA IDENTITY FULL;'
+               'CREATE TABLE dropped (id int PRIMARY KEY, v text); ALTER TABLE dropped DROP COLUMN v;'
+               'CREATE TABLE stored_plain (id int PRIMARY KEY, v text); ALTER TABLE stored_plain ALTER COLUMN v SET STORAGE PLAIN;'
+               'CREATE TABLE parted (id int, v text, PRIMARY KEY (id)) PARTITION BY RANGE (id);'
+               'CREATE TABLE aaa_part PARTITION OF parted FOR VALUES FROM (0) TO (10)', dbname=database)
+    _run, result = check(login(pg, database), schemas=['public', 'Zeta', 'alpha'])
+    toast = by_id(result)['toast_columns']
+    parted = 'public.aaa_part' if pg.major < 13 else 'public.parted'
+    names = ['"Zeta".t', 'alpha.t', 'public."B_tab"', 'public.a_tab', parted, 'public.short_text']
+    assert toast['status'] == 'warning'
+    assert toast['observed'] == ', '.join(names), toast['observed']
+    assert toast['fix']['sql'] == ['ALTER TABLE %s REPLICA IDENTITY FULL' % name for name in names]
+
+
 def test_default_privileges_for_other_owners(pg, database):
     pg.execute('DO $$ BEGIN CREATE ROLE app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
                'GRANT CREATE ON SCHEMA public TO app; CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO app;'
