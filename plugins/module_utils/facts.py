@@ -55,16 +55,15 @@ WAL_RATE = """
 SELECT wal_bytes::bigint AS wal_bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal
 """
 
-# Only the tables the user cannot read or can write come back.
+# Only the tables the user cannot read or can write come back, by oid: the caller has their names, and reading
+# pg_class again for them costs more than the few it names.
 USER_TABLE_PRIVILEGES = """
-SELECT qualified, can_select, can_write FROM (
-       SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-              has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
-              has_table_privilege(%(user)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = ANY(%(oids)s::oid[])) AS t
+SELECT oid, can_select, can_write FROM (
+       SELECT r.oid,
+              has_table_privilege(%(user)s, r.oid, 'SELECT') AS can_select,
+              has_table_privilege(%(user)s, r.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
+         FROM unnest(%(oids)s::oid[]) AS r(oid)) AS t
  WHERE NOT can_select OR can_write
- ORDER BY qualified
 """
 
 # The tables (of those given) with a column whose values may be stored out of line. Only oids come back: the caller
@@ -207,9 +206,18 @@ def toast_tables(cursor, relations):
     return publications.qualified_names([relation for relation in candidates if relation['oid'] in toastable])
 
 
+def table_privileges(cursor, user, relations):
+    """The relations the user cannot read or can write, with ``can_select`` and ``can_write``, sorted by quoted name
+    bytewise (as ORDER BY on it sorts: quote_ident keeps the C collation of catalog names)."""
+    rows = dict((row['oid'], row) for row in fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(
+        user=user, oids=oid_array(relation['oid'] for relation in relations))))
+    found = [dict(rows[relation['oid']], qualified=relation['qualified']) for relation in relations if relation['oid'] in rows]
+    return sorted(found, key=lambda table: table['qualified'])
+
+
 def user_privileges(cursor, user, scope, relations, admin, role):
     """What the user can read and write; the default privileges are the pairs replication_grants sets."""
-    tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
+    tables = table_privileges(cursor, user, relations)
     pairs = grants.default_privilege_pairs(scope, relations, admin, user)
     default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
         user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))

@@ -122,6 +122,20 @@ def test_toast_columns_names_each_table_with_an_out_of_line_column_in_catalog_or
     assert toast['fix']['sql'] == ['ALTER TABLE %s REPLICA IDENTITY FULL' % name for name in names]
 
 
+def test_unreadable_and_writable_tables_are_named_in_the_order_of_their_quoted_names(pg, database):
+    """Sorted by the quoted name bytewise: a double-quoted name (a keyword too) first, upper case before lower case."""
+    pg.execute('CREATE SCHEMA "Zeta"; CREATE SCHEMA alpha; CREATE ROLE clickpipes_user LOGIN REPLICATION;'
+               'CREATE TABLE alpha.t (id int PRIMARY KEY); CREATE TABLE "Zeta".t (id int PRIMARY KEY);'
+               'CREATE TABLE a_tab (id int PRIMARY KEY); CREATE TABLE "B_tab" (id int PRIMARY KEY);'
+               'CREATE TABLE a_tab2 (id int PRIMARY KEY); CREATE TABLE "user" (id int PRIMARY KEY);'
+               'CREATE TABLE readable (id int PRIMARY KEY); GRANT SELECT ON readable, a_tab TO clickpipes_user;'
+               'GRANT INSERT ON "B_tab", a_tab, alpha.t TO clickpipes_user', dbname=database)
+    _run, result = check(login(pg, database), schemas=['public', 'Zeta', 'alpha'])
+    findings = by_id(result)
+    assert findings['table_select']['observed'] == '"Zeta".t, alpha.t, public."B_tab", public."user", public.a_tab2'
+    assert findings['user_least_privilege']['observed'] == 'write privileges on alpha.t, public."B_tab", public.a_tab'
+
+
 def test_default_privileges_for_other_owners(pg, database):
     pg.execute('DO $$ BEGIN CREATE ROLE app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
                'GRANT CREATE ON SCHEMA public TO app; CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO app;'
