@@ -122,6 +122,17 @@ def test_toast_columns_names_each_table_with_an_out_of_line_column_in_catalog_or
     assert toast['fix']['sql'] == ['ALTER TABLE %s REPLICA IDENTITY FULL' % name for name in names]
 
 
+def test_replica_identity_using_an_index_that_was_dropped_is_an_error(pg, database):
+    pg.execute('CREATE TABLE keyed (id int PRIMARY KEY, k int NOT NULL); CREATE UNIQUE INDEX keyed_k ON keyed (k);'
+               'ALTER TABLE keyed REPLICA IDENTITY USING INDEX keyed_k', dbname=database)
+    _run, result = check(login(pg, database))
+    assert by_id(result)['replica_identity']['status'] == 'ok'
+    pg.execute('DROP INDEX keyed_k', dbname=database)
+    _run, result = check(login(pg, database))
+    identity = by_id(result)['replica_identity']
+    assert identity['status'] == 'error' and 'REPLICA IDENTITY USING INDEX without a usable index' in identity['message']
+
+
 def test_unreadable_and_writable_tables_are_named_in_the_order_of_their_quoted_names(pg, database):
     """Sorted by the quoted name bytewise: a double-quoted name (a keyword too) first, upper case before lower case."""
     pg.execute('CREATE SCHEMA "Zeta"; CREATE SCHEMA alpha; CREATE ROLE clickpipes_user LOGIN REPLICATION;'
