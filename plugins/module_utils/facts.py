@@ -66,12 +66,13 @@ SELECT oid, can_select, can_write FROM (
  WHERE NOT can_select OR can_write
 """
 
-# The tables (of those given) with a column whose values may be stored out of line. Only oids come back: the caller
-# has the rest, and at 10,000 tables reading pg_class and sorting names again costs more than the test itself.
-TOASTABLE = """
+# The tables (of those given) whose every column is stored inline: no column may be stored out of line (TOAST). They
+# are usually the few (most tables have a text column), and only their oids come back: the caller has the rest, and at
+# 10,000 tables reading pg_class and sorting names again costs more than the test itself.
+INLINE_ONLY = """
 SELECT r.oid FROM unnest(%(oids)s::oid[]) AS r(oid)
- WHERE EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
+ WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
 """
 
 # A WAL rate measured over less than an hour says little about a day.
@@ -202,8 +203,8 @@ def toast_tables(cursor, relations):
     """The relations with a TOAST-able column and no REPLICA IDENTITY FULL, as qualified names sorted by schema and
     name: the order ORDER BY nspname, relname gives, since catalog names sort bytewise (collation "C")."""
     candidates = [relation for relation in relations if relation['identity'] != 'f']
-    toastable = set(row['oid'] for row in fetch_dicts(cursor, TOASTABLE, dict(oids=oid_array(r['oid'] for r in candidates))))
-    return publications.qualified_names([relation for relation in candidates if relation['oid'] in toastable])
+    inline = set(row['oid'] for row in fetch_dicts(cursor, INLINE_ONLY, dict(oids=oid_array(r['oid'] for r in candidates))))
+    return publications.qualified_names([relation for relation in candidates if relation['oid'] not in inline])
 
 
 def table_privileges(cursor, user, relations):
