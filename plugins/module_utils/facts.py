@@ -57,25 +57,24 @@ WAL_RATE = """
 SELECT wal_bytes::bigint AS wal_bytes, extract(epoch FROM now() - stats_reset)::float8 AS seconds FROM pg_stat_wal
 """
 
-# Only the tables the user cannot read or can write come back.
+# Only the tables the user cannot read or can write come back, by oid: the caller has their names, and reading
+# pg_class again for them costs more than the few it names.
 USER_TABLE_PRIVILEGES = """
-SELECT qualified, can_select, can_write FROM (
-       SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-              has_table_privilege(%(user)s, c.oid, 'SELECT') AS can_select,
-              has_table_privilege(%(user)s, c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE c.oid = ANY(%(oids)s::oid[])) AS t
+SELECT oid, can_select, can_write FROM (
+       SELECT r.oid,
+              has_table_privilege(%(user)s, r.oid, 'SELECT') AS can_select,
+              has_table_privilege(%(user)s, r.oid, 'INSERT, UPDATE, DELETE, TRUNCATE') AS can_write
+         FROM unnest(%(oids)s::oid[]) AS r(oid)) AS t
  WHERE NOT can_select OR can_write
- ORDER BY qualified
 """
 
-TOAST_TABLES = """
-SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified
-  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE c.oid = ANY(%(oids)s::oid[]) AND c.relreplident <> 'f'
-   AND EXISTS (SELECT 1 FROM pg_attribute a
-                WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
- ORDER BY n.nspname, c.relname
+# The tables (of those given) whose every column is stored inline: no column may be stored out of line (TOAST). They
+# are usually the few (most tables have a text column), and only their oids come back: the caller has the rest, and at
+# 10,000 tables reading pg_class and sorting names again costs more than the test itself.
+INLINE_ONLY = """
+SELECT r.oid FROM unnest(%(oids)s::oid[]) AS r(oid)
+ WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                    WHERE a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attlen = -1 AND a.attstorage <> 'p')
 """
 
 # A WAL rate measured over less than an hour says little about a day.
@@ -173,7 +172,7 @@ def gather(params, conn, cursor):
     checked = relations + [t for t in scopes.partitions(cursor, scope.tables) if t['oid'] not in published and t['kind'] != 'p']
     problems = [(t['qualified'], scopes.identity_problem(t)) for t in checked]
     facts['identity_problems'] = [(name, problem) for name, problem in problems if problem]
-    facts['toast'] = [row['qualified'] for row in fetch_dicts(cursor, TOAST_TABLES, dict(oids=oid_array(t['oid'] for t in relations)))]
+    facts['toast'] = toast_tables(cursor, relations)
     facts['dotted'] = [t['qualified'] for t in scope.tables if '.' in t['schema'] or '.' in t['name']]
 
     publication = publications.read_state(cursor, params['publication'], major, members=False)
@@ -193,9 +192,26 @@ def gather(params, conn, cursor):
     return facts
 
 
+def toast_tables(cursor, relations):
+    """The relations with a TOAST-able column and no REPLICA IDENTITY FULL, as qualified names sorted by schema and
+    name: the order ORDER BY nspname, relname gives, since catalog names sort bytewise (collation "C")."""
+    candidates = [relation for relation in relations if relation['identity'] != 'f']
+    inline = set(row['oid'] for row in fetch_dicts(cursor, INLINE_ONLY, dict(oids=oid_array(r['oid'] for r in candidates))))
+    return publications.qualified_names([relation for relation in candidates if relation['oid'] not in inline])
+
+
+def table_privileges(cursor, user, relations):
+    """The relations the user cannot read or can write, with ``can_select`` and ``can_write``, sorted by quoted name
+    bytewise (as ORDER BY on it sorts: quote_ident keeps the C collation of catalog names)."""
+    rows = dict((row['oid'], row) for row in fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(
+        user=user, oids=oid_array(relation['oid'] for relation in relations))))
+    found = [dict(rows[relation['oid']], qualified=relation['qualified']) for relation in relations if relation['oid'] in rows]
+    return sorted(found, key=lambda table: table['qualified'])
+
+
 def user_privileges(cursor, user, scope, relations, admin, role):
     """What the user can read and write; the default privileges are the pairs replication_grants sets."""
-    tables = fetch_dicts(cursor, USER_TABLE_PRIVILEGES, dict(user=user, oids=oid_array(r['oid'] for r in relations)))
+    tables = table_privileges(cursor, user, relations)
     pairs = grants.default_privilege_pairs(scope, relations, admin, user)
     default_acl = fetch_dicts(cursor, grants.DEFAULT_PRIVILEGES, dict(
         user=user, membership='MEMBER', owners=[owner for owner, _schema in pairs], schemas=[schema for _owner, schema in pairs]))

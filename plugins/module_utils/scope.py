@@ -67,6 +67,8 @@ def parse_table_name(text):
     return check_identifier(parts[0], 'schema'), check_identifier(parts[1], 'table')
 
 
+# An identity index counts only for REPLICA IDENTITY USING INDEX (the other settings unmark every index): tested first,
+# the second pass over pg_index is made only when a table uses one.
 TABLE_FACTS = """
 SELECT c.oid,
        n.nspname AS schema,
@@ -79,7 +81,7 @@ SELECT c.oid,
        c.relreplident AS identity,
        c.relrowsecurity AS row_security,
        EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary) AS has_primary_key,
-       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
+       c.relreplident = 'i' AND EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident) AS has_identity_index
   FROM pg_class c
   JOIN pg_namespace n ON n.oid = c.relnamespace
  WHERE {where}

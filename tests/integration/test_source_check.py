@@ -100,6 +100,53 @@ def test_least_privilege_and_rls_are_reported(pg, database):
     assert findings['row_level_security']['status'] == 'error' and 'initial load' in findings['row_level_security']['message']
 
 
+def test_toast_columns_names_each_table_with_an_out_of_line_column_in_catalog_order(pg, database):
+    """Only a live column of variable length whose storage is not PLAIN counts, on a table without REPLICA IDENTITY
+    FULL; names come by schema, then table, in the catalog's byte order (upper case first). On PostgreSQL 12 the
+    partition stands for its partitioned table and must still come in order."""
+    pg.execute('CREATE SCHEMA "Zeta"; CREATE SCHEMA alpha;'
+               'CREATE TABLE alpha.t (id int PRIMARY KEY, v bytea); CREATE TABLE "Zeta".t (id int PRIMARY KEY, v text);'
+               'CREATE TABLE a_tab (id int PRIMARY KEY, v jsonb); CREATE TABLE "B_tab" (id int PRIMARY KEY, v text);'
+               'CREATE TABLE short_text (id int PRIMARY KEY, v varchar(10)); CREATE TABLE ints (id int PRIMARY KEY, n bigint);'
+               'CREATE TABLE full_identity (id int PRIMARY KEY, v text); ALTER TABLE full_identity REPLICA IDENTITY FULL;'
+               'CREATE TABLE dropped (id int PRIMARY KEY, v text); ALTER TABLE dropped DROP COLUMN v;'
+               'CREATE TABLE stored_plain (id int PRIMARY KEY, v text); ALTER TABLE stored_plain ALTER COLUMN v SET STORAGE PLAIN;'
+               'CREATE TABLE parted (id int, v text, PRIMARY KEY (id)) PARTITION BY RANGE (id);'
+               'CREATE TABLE aaa_part PARTITION OF parted FOR VALUES FROM (0) TO (10)', dbname=database)
+    _run, result = check(login(pg, database), schemas=['public', 'Zeta', 'alpha'])
+    toast = by_id(result)['toast_columns']
+    parted = 'public.aaa_part' if pg.major < 13 else 'public.parted'
+    names = ['"Zeta".t', 'alpha.t', 'public."B_tab"', 'public.a_tab', parted, 'public.short_text']
+    assert toast['status'] == 'warning'
+    assert toast['observed'] == ', '.join(names), toast['observed']
+    assert toast['fix']['sql'] == ['ALTER TABLE %s REPLICA IDENTITY FULL' % name for name in names]
+
+
+def test_replica_identity_using_an_index_that_was_dropped_is_an_error(pg, database):
+    pg.execute('CREATE TABLE keyed (id int PRIMARY KEY, k int NOT NULL); CREATE UNIQUE INDEX keyed_k ON keyed (k);'
+               'ALTER TABLE keyed REPLICA IDENTITY USING INDEX keyed_k', dbname=database)
+    _run, result = check(login(pg, database))
+    assert by_id(result)['replica_identity']['status'] == 'ok'
+    pg.execute('DROP INDEX keyed_k', dbname=database)
+    _run, result = check(login(pg, database))
+    identity = by_id(result)['replica_identity']
+    assert identity['status'] == 'error' and 'REPLICA IDENTITY USING INDEX without a usable index' in identity['message']
+
+
+def test_unreadable_and_writable_tables_are_named_in_the_order_of_their_quoted_names(pg, database):
+    """Sorted by the quoted name bytewise: a double-quoted name (a keyword too) first, upper case before lower case."""
+    pg.execute('CREATE SCHEMA "Zeta"; CREATE SCHEMA alpha; CREATE ROLE clickpipes_user LOGIN REPLICATION;'
+               'CREATE TABLE alpha.t (id int PRIMARY KEY); CREATE TABLE "Zeta".t (id int PRIMARY KEY);'
+               'CREATE TABLE a_tab (id int PRIMARY KEY); CREATE TABLE "B_tab" (id int PRIMARY KEY);'
+               'CREATE TABLE a_tab2 (id int PRIMARY KEY); CREATE TABLE "user" (id int PRIMARY KEY);'
+               'CREATE TABLE readable (id int PRIMARY KEY); GRANT SELECT ON readable, a_tab TO clickpipes_user;'
+               'GRANT INSERT ON "B_tab", a_tab, alpha.t TO clickpipes_user', dbname=database)
+    _run, result = check(login(pg, database), schemas=['public', 'Zeta', 'alpha'])
+    findings = by_id(result)
+    assert findings['table_select']['observed'] == '"Zeta".t, alpha.t, public."B_tab", public."user", public.a_tab2'
+    assert findings['user_least_privilege']['observed'] == 'write privileges on alpha.t, public."B_tab", public.a_tab'
+
+
 def test_default_privileges_for_other_owners(pg, database):
     pg.execute('DO $$ BEGIN CREATE ROLE app NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;'
                'GRANT CREATE ON SCHEMA public TO app; CREATE TABLE orders (id int PRIMARY KEY); ALTER TABLE orders OWNER TO app;'
