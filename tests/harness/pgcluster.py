@@ -46,7 +46,7 @@ from pginstall import (CLIENT_BIN, DEBIAN_PACKAGES, PGBOUNCER, HarnessError, cho
 
 __all__ = [
     'Cluster', 'HarnessError', 'PgBouncer', 'create_database', 'create_foreign_admin', 'create_managed_like_admin',
-    'create_subscriber', 'drop_database', 'install', 'parse_majors', 'start_cluster', 'start_pgbouncer',
+    'create_subscriber', 'drop_database', 'install', 'install_extension', 'parse_majors', 'start_cluster', 'start_pgbouncer',
     'start_standby', 'wait_for',
 ]
 
@@ -627,6 +627,31 @@ def _start_pgbouncer(cluster, port):
 
 
 # -- fixtures helpers --------------------------------------------------------------------------
+EXTENSIONS_DIR = Path(__file__).resolve().parent / 'extensions'
+
+
+def install_extension(major, name):
+    """Copy the extension ``name`` of tests/harness/extensions (control file and SQL scripts: imitations of provider
+    extensions that cannot be installed here) into the share dir of PostgreSQL ``major``; CREATE EXTENSION then works."""
+    target = _extension_dir(major)
+    for source in sorted((EXTENSIONS_DIR / name).iterdir()):
+        destination = target / source.name
+        if not destination.exists() or destination.read_bytes() != source.read_bytes():
+            shutil.copyfile(str(source), str(destination))
+            destination.chmod(0o644)
+    return target
+
+
+def _extension_dir(major) -> Path:
+    """Where PostgreSQL ``major`` looks for extension files: the share dir next to its bin dir (the npm packages),
+    or Debian's /usr/share/postgresql/<major>."""
+    root = install(major)
+    for candidate in (root / 'share' / 'postgresql' / 'extension', Path('/usr/share/postgresql/%d/extension' % int(major))):
+        if (candidate / 'plpgsql.control').is_file():
+            return candidate
+    raise HarnessError('no extension directory (with plpgsql.control) found for PostgreSQL %d under %s' % (int(major), root))
+
+
 def create_database(cluster: Cluster, name, owner=None):
     """CREATE DATABASE name [OWNER owner]."""
     stmt = sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name))
