@@ -4,6 +4,7 @@
 Importable (``import pgcluster`` with tests/harness on sys.path) and a command-line tool::
 
     python tests/harness/pgcluster.py install 12 15 18
+    python tests/harness/pgcluster.py install-extension 16 timescaledb
     python tests/harness/pgcluster.py start --major 15 --state-dir DIR [--port N] [--set name=value ...] [--tls]
     python tests/harness/pgcluster.py pgbouncer --state-dir DIR [--port 6432]
     python tests/harness/pgcluster.py admin --state-dir DIR --dbname DB [--kind managed|foreign] [--name ROLE]
@@ -754,6 +755,9 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest='command', required=True)
     cmd = commands.add_parser('install', help='install server binaries, pgbouncer and the client; print the bin dirs')
     cmd.add_argument('majors', nargs='+', type=int)
+    cmd = commands.add_parser('install-extension', help='copy an extension of tests/harness/extensions into a major\'s share dir')
+    cmd.add_argument('major', type=int)
+    cmd.add_argument('name')
     cmd = commands.add_parser('start', help='start (or create) the cluster of a state dir; print its JSON')
     cmd.add_argument('--major', type=int)
     cmd.add_argument('--port', type=int)
@@ -771,13 +775,16 @@ def main(argv=None) -> int:
                        ('destroy', 'stop the cluster (and its PgBouncer) and remove their files')):
         commands.add_parser(name, help=text)
     for cmd in commands.choices.values():
-        if cmd.prog.split()[-1] != 'install':
+        if cmd.prog.split()[-1] not in ('install', 'install-extension'):
             cmd.add_argument('--state-dir', required=True)
     args = parser.parse_args(argv)
 
     if args.command == 'install':
         for major in args.majors:
             print(install(major) / 'bin')
+        return 0
+    if args.command == 'install-extension':
+        print(install_extension(args.major, args.name))
         return 0
     base = _state_base(args.state_dir)
     exists = (base / 'cluster.json').exists()
