@@ -25,6 +25,36 @@ CREATE TABLE _timescaledb_catalog.chunk (
 );
 GRANT SELECT ON ALL TABLES IN SCHEMA _timescaledb_catalog TO PUBLIC;
 
+-- The privileges of the hypertable that its chunk lacks, granted on the chunk (TimescaleDB propagates grants so).
+CREATE FUNCTION _timescaledb_internal.copy_grants(parent regclass, chunk regclass) RETURNS void
+LANGUAGE plpgsql SET search_path = pg_catalog AS $$
+DECLARE
+    missing record;
+BEGIN
+    FOR missing IN SELECT a.grantee, a.privilege_type FROM pg_class p, aclexplode(p.relacl) a WHERE p.oid = parent
+                   EXCEPT SELECT a.grantee, a.privilege_type FROM pg_class c, aclexplode(c.relacl) a WHERE c.oid = chunk LOOP
+        EXECUTE format('GRANT %s ON %s TO %s', missing.privilege_type, chunk,
+                       CASE WHEN missing.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(missing.grantee)) END);
+    END LOOP;
+END
+$$;
+
+-- GRANT on a hypertable reaches its chunks (the GRANTs this sends end the recursion: nothing is missing then).
+CREATE FUNCTION _timescaledb_internal.propagate_grants() RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
+DECLARE
+    pair record;
+BEGIN
+    FOR pair IN SELECT format('%I.%I', h.schema_name, h.table_name)::regclass AS parent,
+                       format('%I.%I', c.schema_name, c.table_name)::regclass AS chunk
+                  FROM _timescaledb_catalog.chunk c JOIN _timescaledb_catalog.hypertable h ON h.id = c.hypertable_id LOOP
+        PERFORM _timescaledb_internal.copy_grants(pair.parent, pair.chunk);
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER ts_propagate_grants ON ddl_command_end WHEN TAG IN ('GRANT')
+    EXECUTE FUNCTION _timescaledb_internal.propagate_grants();
+
 -- A row goes to the chunk of its day, created on first use: a table in _timescaledb_internal that inherits from the
 -- hypertable, with its indexes and constraints (so its primary key), owner and privileges, as TimescaleDB makes them.
 CREATE FUNCTION _timescaledb_internal.chunk_dispatch() RETURNS trigger
@@ -45,8 +75,7 @@ BEGIN
                        ht.time_column, day, ht.time_column, day + interval '1 day', ht.schema_name, ht.table_name);
         EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', ht.associated_schema_name, chunk_name,
                        (SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = TG_RELID));
-        UPDATE pg_class SET relacl = (SELECT relacl FROM pg_class WHERE oid = TG_RELID)
-         WHERE oid = format('%I.%I', ht.associated_schema_name, chunk_name)::regclass;
+        PERFORM _timescaledb_internal.copy_grants(TG_RELID, format('%I.%I', ht.associated_schema_name, chunk_name)::regclass);
         INSERT INTO _timescaledb_catalog.chunk (hypertable_id, schema_name, table_name, range_start)
         VALUES (ht.id, ht.associated_schema_name, chunk_name, day);
     END IF;
