@@ -129,8 +129,9 @@ def subscribe_and_wait(source, subscriber, database, connection, table, count, t
         subscriber.execute(target_sql, dbname=database)
         subscriber.execute(
             "CREATE SUBSCRIPTION sub CONNECTION 'host=%s hostaddr=127.0.0.1 port=%d dbname=%s user=%s password=%s sslmode=require' "
-            "PUBLICATION %s WITH (slot_name = 'sub_%s')" % (connection['host'], connection['port'], connection['database'],
-                                                             connection['user'], PASSWORD, connection['publication'], database),
+            "PUBLICATION %s WITH (slot_name = 'sub_%s')"
+            % (connection['host'], connection['port'], connection['database'], connection['user'], PASSWORD,
+               connection['publication'], database),
             dbname=database)
         try:
             pgcluster.wait_for(lambda: subscriber.query('SELECT count(*) FROM %s' % table, dbname=database) == [(count,)], timeout=60)
