@@ -8,7 +8,7 @@ Fix SQL here is advice shown to a person (identifiers always double-quoted); not
 
 from __future__ import annotations
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import providers, roles
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import hypertables, providers, roles
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.grants import shorten
 
 CHECK_IDS = (
@@ -17,7 +17,7 @@ CHECK_IDS = (
     'user_exists', 'user_login', 'user_replication', 'user_least_privilege', 'replication_connection', 'schema_usage',
     'table_select', 'default_privileges', 'row_level_security',
     'publication_exists', 'publication_tables', 'publication_scope', 'publication_operations',
-    'publication_partition_root', 'replica_identity', 'toast_columns', 'table_names', 'table_persistence',
+    'publication_partition_root', 'hypertable_chunks', 'replica_identity', 'toast_columns', 'table_names', 'table_persistence',
     'pooler', 'ssl', 'provider',
 )
 STATUSES = ('ok', 'warning', 'error', 'skipped')
@@ -34,7 +34,7 @@ MANAGED_CHECKS = dict(
     replication_user=('user_exists', 'user_login', 'user_replication', 'replication_connection', 'row_level_security'),
     replication_grants=('schema_usage', 'table_select', 'default_privileges'),
     publication=('publication_exists', 'publication_tables', 'publication_scope', 'publication_operations',
-                 'publication_partition_root'),
+                 'publication_partition_root', 'hypertable_chunks'),
 )
 MANAGED_BY = dict((check_id, module) for module, check_ids in MANAGED_CHECKS.items() for check_id in check_ids)
 EMIT_CHOICES = ('all', 'manual', 'modules', 'none')
@@ -157,6 +157,11 @@ def check_wal_level(ctx):
     observed = with_decoding_settings(ctx, value)
     if value == 'logical':
         return finding('wal_level', 'ok', 'wal_level is logical.', observed, 'logical')
+    snapshot_only = providers.snapshot_only(ctx.facts['pooler']['host'])
+    if snapshot_only:
+        return finding('wal_level', 'error', 'wal_level is %s and %s: the ClickPipe must be "Initial load only" (a one-time '
+                       'copy of the tables, no CDC).' % (observed, snapshot_only), observed, 'logical',
+                       manual=[manual_step(ctx, providers.SNAPSHOT_ONLY_STEP, observed, 'Initial load only')])
     fix = ctx.setting_fix('wal_level', ['ALTER SYSTEM SET wal_level = logical'], True, observed, 'logical')
     return finding('wal_level', 'error', 'wal_level is %s: logical decoding, and so CDC, needs logical.' % observed,
                    observed, 'logical', **fix)
@@ -499,6 +504,33 @@ def check_publication_partition_root(ctx):
                        sql=['ALTER PUBLICATION %s SET (publish_via_partition_root = true)' % ident(ctx.publication_name)])
     return finding('publication_partition_root', 'ok', 'publish_via_partition_root suits the tables in scope.',
                    str(via_root).lower(), 'true when a table in scope is partitioned')
+
+
+def check_hypertable_chunks(ctx):
+    found = ctx.facts['hypertables']
+    expected = 'the chunk schema published as a whole (TABLES IN SCHEMA) or FOR ALL TABLES'
+    if not found:
+        return finding('hypertable_chunks', 'ok', 'No TimescaleDB hypertable is in scope.', 'none', expected)
+    names = shorten([hypertable['qualified'] for hypertable in found])
+    missing = hypertables.uncovered_schemas(ctx.publication, found)
+    if not missing:
+        return finding('hypertable_chunks', 'ok', 'Publication %s covers the chunks of hypertable(s) %s, also those '
+                       'created later.' % (ctx.publication_name, names), names, expected)
+    message = ('Hypertable(s) %s keep their rows in chunk tables in schema(s) %s, which publication %s does not publish as a '
+               'whole: ClickPipes would miss their changes (a list of chunks misses every chunk created later).'
+               % (names, ', '.join(missing), ctx.publication_name))
+    # The publication module publishes the chunk schemas from PostgreSQL 15; before, only FOR ALL TABLES covers them
+    # (prepare_source: publication_mode all_tables), which is why no SQL is given there.
+    if ctx.major >= hypertables.SCHEMA_PUBLICATION_MAJOR:
+        schemas = ', '.join(map(ident, missing))
+        sql = ['ALTER PUBLICATION %s ADD TABLES IN SCHEMA %s' % (ident(ctx.publication_name), schemas)] if ctx.publication else [
+            'CREATE PUBLICATION %s FOR TABLE <tables>, TABLES IN SCHEMA %s' % (ident(ctx.publication_name), schemas)]
+        return finding('hypertable_chunks', 'error', message, names, expected, sql=sql)
+    step = providers.step('Publish every table (clickpipes_publication_mode: all_tables, as a superuser), or upgrade to '
+                          'PostgreSQL %d or later, where the chunk schema can be published (FOR TABLES IN SCHEMA).'
+                          % hypertables.SCHEMA_PUBLICATION_MAJOR, 'the inventory, or the server')
+    return finding('hypertable_chunks', 'error', message, names, expected,
+                   manual=[manual_step(ctx, step, 'chunks not covered', expected)])
 
 
 def check_replica_identity(ctx):

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, providers, publications, roles, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import grants, hypertables, providers, publications, roles, scope as scopes
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import (
     ClickPipesError,
     connect,
@@ -178,6 +178,7 @@ def gather(params, conn, cursor):
     publication = publications.read_state(cursor, params['publication'], major, members=False)
     facts['publication'] = publication
     facts['unpublished'] = [r['qualified'] for r in publications.uncovered(cursor, publication, relations, major)]
+    facts['hypertables'] = hypertables.in_scope(cursor, scope.tables)
 
     role = roles.read_role(cursor, params['user'])
     facts['user'] = role

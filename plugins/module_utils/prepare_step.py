@@ -89,6 +89,9 @@ FIXED_WITH_OPTION = dict(
     # prepare_source has no option for it: an existing publication keeps its publish_via_partition_root.
     publication_partition_root=lambda item, params: False,
     replication_connection=replication_login_fixed,
+    # The check gives SQL where the publication module publishes the chunk schemas (PostgreSQL 15+); FOR ALL TABLES
+    # covers them on any version.
+    hypertable_chunks=lambda item, params: bool(item['fix']['sql']) or params['publication_mode'] == 'all_tables',
 )
 
 

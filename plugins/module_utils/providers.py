@@ -50,12 +50,13 @@ class Provider:
     ``replication_admin_roles``: the provider's admin roles whose members it lets give REPLICATION to a role they create
     (on every major: stock PostgreSQL 15 and older lets only a superuser).
     ``parameters``: where its server parameters are changed (None: by SQL, self-hosted). ``automation``: what its role
-    can do through the provider's API, opt-in (for the docs)."""
+    can do through the provider's API, opt-in (for the docs). ``snapshot_only``: endpoints of a service of the provider
+    that cannot do logical replication at all, where ClickPipes can only copy the tables once."""
 
     def __init__(self, provider_id, name, source_type, role, settings=(), function=None, extension=None, host=None,
                  parameters=None, setting_steps=None, decoding_settings=(), user_step=None, pooler_step=None,
                  primary_step=None, endpoints=(), notices=(), replication_role=None, schema_publishing_roles=(),
-                 min_major=12, automation=None, replication_admin_roles=()):
+                 min_major=12, automation=None, replication_admin_roles=(), snapshot_only=()):
         self.id = provider_id
         self.name = name
         self.source_type = source_type
@@ -77,6 +78,7 @@ class Provider:
         self.min_major = min_major
         self.automation = automation
         self.replication_admin_roles = replication_admin_roles
+        self.snapshot_only = snapshot_only
 
     def identifiable(self):
         """Whether the server itself shows this provider (else only its host names do, which an IP address hides)."""
@@ -86,6 +88,9 @@ class Provider:
 GENERIC_POOLER_STEP = step('Connect to PostgreSQL directly, not through PgBouncer or another pooler/proxy: CDC needs a '
                            'replication connection, which poolers do not pass through.', 'the connection settings of the ClickPipe')
 GENERIC_PRIMARY_STEP = step('Connect to the primary (writer) server: publications and users are made there.', 'the inventory (login_host)')
+SNAPSHOT_ONLY_STEP = step('Create the ClickPipe with the replication mode "Initial load only" (API: replicationMode '
+                          'snapshot): ClickPipes can copy the tables once, but cannot replicate changes (CDC) from this '
+                          'service.', 'ClickPipes: the Postgres ClickPipe\'s replication mode')
 UPGRADE_STEP = step('Upgrade PostgreSQL to a supported minor release.', 'your provider\'s upgrade page or your package manager', restart=True)
 
 PLANETSCALE_PARAMETERS = 'PlanetScale console: your database > Cluster configuration > Parameters > Write-ahead log'
@@ -100,6 +105,7 @@ ALLOYDB_FLAGS = ('Google Cloud console: AlloyDB > Clusters > <cluster> > primary
                  'configuration options > Flags')
 AZURE_PARAMETERS = 'Azure portal: your flexible server > Settings > Server parameters'
 CRUNCHY_PARAMETERS = 'Crunchy Bridge dashboard: your cluster > Configuration'
+TIMESCALE_CLOUD = r'\.tsdb\.cloud\.timescale\.com\.?$'
 AWS_NETWORK = 'AWS console: RDS > Databases > <instance> > Connectivity & security > VPC security groups > Inbound rules'
 AWS_IAM = ('For IAM authentication instead of a password: set rds.iam_auth_for_replication to 1 in the parameter group, '
            'enable IAM database authentication on the database and GRANT rds_iam TO the replication user; ClickPipes '
@@ -258,14 +264,22 @@ REGISTRY = dict((provider.id, provider) for provider in (
     Provider(
         'crunchybridge', 'Crunchy Bridge', 'crunchybridge', 'crunchybridge', host=r'\.postgresbridge\.com\.?$',
         parameters=CRUNCHY_PARAMETERS,
+        setting_steps={
+            'wal_level': step('Crunchy Bridge clusters have logical replication on by default (wal_level = logical): set '
+                              'wal_level back to logical.', CRUNCHY_PARAMETERS, restart=True,
+                              caution='Changing wal_level restarts the cluster.'),
+        },
         notices=(static_ips_notice('crunchybridge', 'Crunchy Bridge dashboard: your cluster > Networking > Firewall rules'),)),
     Provider(
         'timescale', 'TimescaleDB (Tiger Data)', 'tigerdata', 'timescale', extension='timescaledb',
-        host=r'\.tsdb\.cloud\.timescale\.com\.?$', parameters='Tiger Data console: your service > Operations > Database parameters',
+        host=TIMESCALE_CLOUD, parameters='Tiger Data console: your service > Operations > Database parameters',
         notices=(
             notice('timescale_hypertables', 'ClickPipes replicates hypertables on a best-effort basis: their rows live in '
-                   'chunks in _timescaledb_internal, which the publication must cover.', 'the ClickPipe'),
-        )),
+                   'chunks in _timescaledb_internal, which the publication covers as a whole (check hypertable_chunks). '
+                   'Timescale Cloud (*.tsdb.cloud.timescale.com) cannot do logical replication: there, create the '
+                   'ClickPipe with "Initial load only".', 'the ClickPipe'),
+        ),
+        snapshot_only=(Endpoint('Timescale Cloud cannot do logical replication', host=TIMESCALE_CLOUD),)),
     Provider('generic', 'self-hosted PostgreSQL', 'postgres', 'source'),
 ))
 
@@ -305,6 +319,15 @@ def refused_endpoint(provider_id, host, port):
     for provider in REGISTRY.values():
         for endpoint in provider.endpoints:
             if endpoint.matches(host, port, provider.id == provider_id):
+                return endpoint.what
+    return None
+
+
+def snapshot_only(host):
+    """Why no logical replication can be had at this host (None when it may be): a host pattern of any provider."""
+    for provider in REGISTRY.values():
+        for endpoint in provider.snapshot_only:
+            if endpoint.matches(host, None, True):
                 return endpoint.what
     return None
 

@@ -13,7 +13,7 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils.connection import
     server_major,
     write_argument_spec,
 )
-from ansible_collections.pgcdc.clickpipes.plugins.module_utils import publications as pubs, scope as scopes
+from ansible_collections.pgcdc.clickpipes.plugins.module_utils import hypertables, publications as pubs, scope as scopes
 from ansible_collections.pgcdc.clickpipes.plugins.module_utils.plan import Plan, Planned, converging
 
 try:
@@ -71,12 +71,15 @@ class Converger:
         self.plan = Plan()
         self.exposed = []
         self.warnings = []
+        self.hypertables = []
+        self.schemas = []
 
     def run(self, publication):
         params = self.params
         validate(params, self.major)
         operations = self.operations(publication)
         relations, partitioned = scope_relations(self.cursor, params, self.major)
+        self.schemas = self.published_schemas(relations)
         via_root = params['publish_via_partition_root']
         fresh = publication is None or (params['exact'] and publication['all_tables'] != (params['mode'] == 'all_tables'))
         if via_root is None and fresh and partitioned and self.major >= 13:
@@ -101,6 +104,23 @@ class Converger:
             pubs.refuse_missing_identity(self.cursor, exposed, params['name'])
         return self.predict(publication, relations, operations, via_root, fresh)
 
+    def published_schemas(self, relations):
+        """The schemas published as a whole: those of mode schemas, and from PostgreSQL 15 the chunk schemas of the
+        hypertables in scope (a list of chunks would miss those created later; before 15 the hypertable_chunks check
+        says what to do)."""
+        if self.params['mode'] == 'all_tables' or self.major < hypertables.SCHEMA_PUBLICATION_MAJOR:
+            return list(self.params['schemas']) if self.params['mode'] == 'schemas' else []
+        self.hypertables = hypertables.in_scope(self.cursor, relations)
+        own = list(self.params['schemas']) if self.params['mode'] == 'schemas' else []
+        return own + [schema for schema in hypertables.chunk_schemas(self.hypertables) if schema not in own]
+
+    def refuse_unless_may_publish(self, schemas):
+        """Before a statement that publishes ``schemas`` as a whole is planned."""
+        if self.params['mode'] == 'tables':
+            pubs.refuse_unless_may_publish_chunks(self.cursor, self.hypertables, schemas)
+        else:
+            pubs.refuse_unless_may_publish_schemas(self.cursor, self.params['mode'])
+
     def operations(self, publication):
         """The operations asked for; unset, those of the existing publication (a running ClickPipe relies on them), or
         all of them for a new one."""
@@ -124,8 +144,8 @@ class Converger:
 
     def create(self, publication, relations, operations, via_root):
         params = self.params
-        if params['mode'] != 'tables':
-            pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
+        if params['mode'] == 'all_tables' or self.schemas:
+            self.refuse_unless_may_publish(self.schemas)
         if publication is None:
             pubs.refuse_unless_can_create(self.cursor, self.admin)
         else:
@@ -133,33 +153,40 @@ class Converger:
             pubs.drop(self.plan, params['name'])
         if params['mode'] == 'tables':
             pubs.refuse_what_admin_cannot_add(self.cursor, relations, self.admin)
-        pubs.create(self.plan, params['name'], params['mode'], relations, params['schemas'], operations, via_root, self.major)
+        pubs.create(self.plan, params['name'], params['mode'], relations, self.schemas, operations, via_root, self.major)
         self.exposed = relations
 
     def extend(self, publication, relations):
         params, name = self.params, self.params['name']
+        missing = [schema for schema in self.schemas if schema not in publication['schemas']]
         if params['mode'] == 'tables':
             members = set(member['oid'] for member in publication['members'])
-            if params['exact'] and (members != set(r['oid'] for r in relations) or publication['schemas']):
+            extra_schemas = [schema for schema in publication['schemas'] if schema not in self.schemas]
+            if params['exact'] and (members != set(r['oid'] for r in relations) or extra_schemas):
                 self.exposed = [r for r in relations if r['oid'] not in members]
                 pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
-                pubs.set_tables(self.plan, name, relations, publication['members'], publication['schemas'])
-                return
-            self.exposed = pubs.uncovered(self.cursor, publication, relations, self.major)
-            if self.exposed:
-                pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
-                pubs.add_tables(self.plan, name, self.exposed)
+                pubs.set_tables(self.plan, name, relations, publication['members'], extra_schemas)
+            else:
+                self.exposed = pubs.uncovered(self.cursor, publication, relations, self.major)
+                if self.exposed:
+                    pubs.refuse_what_admin_cannot_add(self.cursor, self.exposed, self.admin)
+                    pubs.add_tables(self.plan, name, self.exposed)
+            if missing:
+                self.add_schemas(missing)
         elif params['mode'] == 'schemas':
-            missing = [schema for schema in params['schemas'] if schema not in publication['schemas']]
             self.exposed = [r for r in relations if r['schema'] in missing]
-            if params['exact'] and (set(publication['schemas']) != set(params['schemas']) or publication['members']):
-                pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
-                pubs.alter(self.plan, name, sql.SQL('SET TABLES IN SCHEMA {}').format(pubs.schema_list(params['schemas'])),
+            if params['exact'] and (set(publication['schemas']) != set(self.schemas) or publication['members']):
+                self.refuse_unless_may_publish(self.schemas)
+                pubs.alter(self.plan, name, sql.SQL('SET TABLES IN SCHEMA {}').format(pubs.schema_list(self.schemas)),
                            'setting the schemas of publication %s' % name, hint=pubs.SUPERUSER_ONLY_HINT)
             elif missing:
-                pubs.refuse_unless_may_publish_schemas(self.cursor, params['mode'])
-                pubs.alter(self.plan, name, sql.SQL('ADD TABLES IN SCHEMA {}').format(pubs.schema_list(missing)),
-                           'adding schema(s) %s to publication %s' % (', '.join(missing), name), hint=pubs.SUPERUSER_ONLY_HINT)
+                self.add_schemas(missing)
+
+    def add_schemas(self, schemas):
+        name = self.params['name']
+        self.refuse_unless_may_publish(schemas)
+        pubs.alter(self.plan, name, sql.SQL('ADD TABLES IN SCHEMA {}').format(pubs.schema_list(schemas)),
+                   'adding schema(s) %s to publication %s' % (', '.join(schemas), name), hint=pubs.SUPERUSER_ONLY_HINT)
 
     def set_options(self, publication, operations, via_root):
         """Only the options asked for explicitly: what an existing publication sends is what a running ClickPipe gets."""
@@ -193,11 +220,10 @@ class Converger:
         if state['all_tables']:
             state.update(schemas=[], tables=[])
         elif fresh or params['exact']:
-            state.update(schemas=list(params['schemas']) if params['mode'] == 'schemas' else [],
-                         tables=pubs.qualified_names(relations) if params['mode'] == 'tables' else [])
+            state.update(schemas=list(self.schemas), tables=pubs.qualified_names(relations) if params['mode'] == 'tables' else [])
         else:
             added = self.exposed if params['mode'] == 'tables' else []
-            state.update(schemas=sorted(set(publication['schemas']) | (set(params['schemas']) if params['mode'] == 'schemas' else set())),
+            state.update(schemas=sorted(set(publication['schemas']) | set(self.schemas)),
                          tables=pubs.qualified_names(publication['members'] + list(added)))
         return state
 

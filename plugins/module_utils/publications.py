@@ -181,6 +181,16 @@ def refuse_unless_may_publish_schemas(cursor, mode):
         raise ClickPipesError('mode %s needs a superuser here. %s Nothing was applied.' % (mode, SUPERUSER_ONLY_HINT))
 
 
+def refuse_unless_may_publish_chunks(cursor, hypertables, schemas):
+    """A hypertable's chunks are published only with their schema as a whole, which PostgreSQL refuses a non-superuser."""
+    if not fetch_one(cursor, MAY_PUBLISH_SCHEMAS, dict(roles=list(providers.SCHEMA_PUBLISHING_ROLES)))['may']:
+        raise ClickPipesError(
+            'Hypertable(s) %s keep their rows in chunk tables in schema(s) %s, created as data arrives: only publishing '
+            'those schemas as a whole (TABLES IN SCHEMA) follows them, and that needs a superuser here. Run as a superuser, '
+            'or leave the hypertables out of the scope. Nothing was applied.'
+            % (shorten([hypertable['qualified'] for hypertable in hypertables]), ', '.join(schemas)))
+
+
 def refuse_unless_owner(publication, admin):
     if publication is not None and not publication['admin_owns']:
         raise ClickPipesError('Publication %s is owned by %s; only its owner (or a member of that role) can change it. '
@@ -204,16 +214,21 @@ def with_options(operations, via_root, server_major):
 
 
 def target_clause(mode, relations, schemas):
+    """What the publication publishes; in mode tables, ``schemas`` are published as a whole next to the tables (the
+    chunk schemas of hypertables)."""
     if mode == 'all_tables':
         return sql.SQL('FOR ALL TABLES')
     if mode == 'schemas':
         return sql.SQL('FOR TABLES IN SCHEMA {}').format(schema_list(schemas))
-    return sql.SQL('FOR TABLE {}').format(table_list(relations))
+    clause = sql.SQL('FOR TABLE {}').format(table_list(relations))
+    if schemas:
+        clause += sql.SQL(', TABLES IN SCHEMA {}').format(schema_list(schemas))
+    return clause
 
 
 def create(plan, name, mode, relations, schemas, operations, via_root, server_major):
     """CREATE PUBLICATION; a long table list is added in batches, one transaction each, after the first."""
-    hint = SUPERUSER_ONLY_HINT if mode != 'tables' else None
+    hint = SUPERUSER_ONLY_HINT if mode != 'tables' or schemas else None
     first, rest = (relations[:TABLES_PER_TRANSACTION], relations[TABLES_PER_TRANSACTION:]) if mode == 'tables' else (relations, [])
     plan.add(sql.SQL('CREATE PUBLICATION {} {} WITH ({})').format(
         sql.Identifier(name), target_clause(mode, first, schemas), with_options(operations, via_root, server_major)),

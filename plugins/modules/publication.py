@@ -30,6 +30,12 @@ description:
     is set.
   - UNLOGGED tables of a schema scope are left out (PostgreSQL cannot publish them); an UNLOGGED table named in
     O(tables) is refused before anything is written.
+  - TimescaleDB hypertables keep their rows in chunk tables of another schema (C(_timescaledb_internal)), made as data
+    arrives. On PostgreSQL 15 and later, when a hypertable is in scope (and O(mode) is not V(all_tables)), the
+    publication also publishes its chunk schema as a whole (C(FOR TABLE ..., TABLES IN SCHEMA _timescaledb_internal)),
+    so chunks made later are published too. That needs a superuser in stock PostgreSQL; another admin is refused before
+    anything is written. Before PostgreSQL 15 only V(all_tables) covers chunks made later (source_check's
+    C(hypertable_chunks) says so).
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:
   name:

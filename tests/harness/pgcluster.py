@@ -4,6 +4,7 @@
 Importable (``import pgcluster`` with tests/harness on sys.path) and a command-line tool::
 
     python tests/harness/pgcluster.py install 12 15 18
+    python tests/harness/pgcluster.py install-extension 16 timescaledb
     python tests/harness/pgcluster.py start --major 15 --state-dir DIR [--port N] [--set name=value ...] [--tls]
     python tests/harness/pgcluster.py pgbouncer --state-dir DIR [--port 6432]
     python tests/harness/pgcluster.py admin --state-dir DIR --dbname DB [--kind managed|foreign] [--name ROLE]
@@ -46,7 +47,7 @@ from pginstall import (CLIENT_BIN, DEBIAN_PACKAGES, PGBOUNCER, HarnessError, cho
 
 __all__ = [
     'Cluster', 'HarnessError', 'PgBouncer', 'create_database', 'create_foreign_admin', 'create_managed_like_admin',
-    'create_subscriber', 'drop_database', 'install', 'parse_majors', 'start_cluster', 'start_pgbouncer',
+    'create_subscriber', 'drop_database', 'install', 'install_extension', 'parse_majors', 'start_cluster', 'start_pgbouncer',
     'start_standby', 'wait_for',
 ]
 
@@ -627,6 +628,31 @@ def _start_pgbouncer(cluster, port):
 
 
 # -- fixtures helpers --------------------------------------------------------------------------
+EXTENSIONS_DIR = Path(__file__).resolve().parent / 'extensions'
+
+
+def install_extension(major, name):
+    """Copy the extension ``name`` of tests/harness/extensions (control file and SQL scripts: imitations of provider
+    extensions that cannot be installed here) into the share dir of PostgreSQL ``major``; CREATE EXTENSION then works."""
+    target = _extension_dir(major)
+    for source in sorted((EXTENSIONS_DIR / name).iterdir()):
+        destination = target / source.name
+        if not destination.exists() or destination.read_bytes() != source.read_bytes():
+            shutil.copyfile(str(source), str(destination))
+            destination.chmod(0o644)
+    return target
+
+
+def _extension_dir(major) -> Path:
+    """Where PostgreSQL ``major`` looks for extension files: the share dir next to its bin dir (the npm packages),
+    or Debian's /usr/share/postgresql/<major>."""
+    root = install(major)
+    for candidate in (root / 'share' / 'postgresql' / 'extension', Path('/usr/share/postgresql/%d/extension' % int(major))):
+        if (candidate / 'plpgsql.control').is_file():
+            return candidate
+    raise HarnessError('no extension directory (with plpgsql.control) found for PostgreSQL %d under %s' % (int(major), root))
+
+
 def create_database(cluster: Cluster, name, owner=None):
     """CREATE DATABASE name [OWNER owner]."""
     stmt = sql.SQL('CREATE DATABASE {}').format(sql.Identifier(name))
@@ -729,6 +755,9 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest='command', required=True)
     cmd = commands.add_parser('install', help='install server binaries, pgbouncer and the client; print the bin dirs')
     cmd.add_argument('majors', nargs='+', type=int)
+    cmd = commands.add_parser('install-extension', help='copy an extension of tests/harness/extensions into a major\'s share dir')
+    cmd.add_argument('major', type=int)
+    cmd.add_argument('name')
     cmd = commands.add_parser('start', help='start (or create) the cluster of a state dir; print its JSON')
     cmd.add_argument('--major', type=int)
     cmd.add_argument('--port', type=int)
@@ -746,13 +775,16 @@ def main(argv=None) -> int:
                        ('destroy', 'stop the cluster (and its PgBouncer) and remove their files')):
         commands.add_parser(name, help=text)
     for cmd in commands.choices.values():
-        if cmd.prog.split()[-1] != 'install':
+        if cmd.prog.split()[-1] not in ('install', 'install-extension'):
             cmd.add_argument('--state-dir', required=True)
     args = parser.parse_args(argv)
 
     if args.command == 'install':
         for major in args.majors:
             print(install(major) / 'bin')
+        return 0
+    if args.command == 'install-extension':
+        print(install_extension(args.major, args.name))
         return 0
     base = _state_base(args.state_dir)
     exists = (base / 'cluster.json').exists()

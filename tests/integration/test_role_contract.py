@@ -42,8 +42,15 @@ def defaults_file(role: str, entry: str) -> Path:
 
 # A role that passes the variables of the role it includes through documents them in its own spec; their defaults are
 # that role's (all but the variables it sets itself).
-# A family role (rds: RDS and Aurora) documents clickpipes_provider itself, with its own default.
-PASSES_THROUGH = dict((role, ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'}))
+# A family role (rds: RDS and Aurora) documents clickpipes_provider itself, with its own default; a provider role whose
+# own defaults file sets a variable of source (supabase: clickpipes_bypass_rls) documents it with its own default too.
+def own_default_names(role: str) -> set:
+    path = ROLES_DIR / role / 'defaults' / 'main.yml'
+    return set((load_yaml(path) or {}) if path.is_file() else {})
+
+
+PASSES_THROUGH = dict((role, ('source', {'clickpipes_provider', 'clickpipes_manage_settings', 'clickpipes_settings'}
+                              | own_default_names(role)))
                       for role in ROLES if role != 'source')
 
 

@@ -13,7 +13,7 @@ CHECK_IDS = {
     'wal_sender_timeout', 'idle_replication_slot_timeout', 'logical_slots_health', 'user_exists', 'user_login',
     'user_replication', 'user_least_privilege', 'replication_connection', 'schema_usage', 'table_select',
     'default_privileges', 'row_level_security', 'publication_exists', 'publication_tables', 'publication_scope',
-    'publication_operations', 'publication_partition_root', 'replica_identity', 'toast_columns', 'table_names',
+    'publication_operations', 'publication_partition_root', 'hypertable_chunks', 'replica_identity', 'toast_columns', 'table_names',
     'table_persistence', 'pooler', 'ssl', 'provider',
 }
 

@@ -27,7 +27,7 @@ def ready_facts(major=16, provider='generic', **overrides):
         scope=Scope([orders], ['public']), partitioned=[], identity_problems=[], toast=[], dotted=[],
         publication=dict(name='pub', all_tables=False, operations=['insert', 'update', 'delete'], via_root=False,
                          members=[], schemas=[]),
-        unpublished=[],
+        unpublished=[], hypertables=[],
         user=dict(name='cp', login=True, replication=True, bypass_rls=False, superuser=False, create_role=False, create_db=False,
                   valid_until=None, password_expired=False, password_expires_soon=False),
         privileges=dict(schemas_without_usage=[], tables_without_select=[], writable_tables=[], default_privileges_missing=[],
@@ -332,3 +332,42 @@ def test_provider_check_warns_only_when_the_server_contradicts_the_choice(detect
     facts = ready_facts(provider=requested if requested != 'auto' else detected, detected_provider=detected)
     findings = dict((f['id'], f) for f in checks.run_checks(checks.Context(facts, 'cp', 'pub'), requested))
     assert findings['provider']['status'] == status
+
+
+METRICS = [dict(qualified='public.metrics', chunk_schema='_timescaledb_internal')]
+
+
+@pytest.mark.parametrize('major, publication, status, fixed_by', [
+    (16, dict(schemas=['_timescaledb_internal']), 'ok', 'publication'),
+    (16, dict(all_tables=True), 'ok', 'publication'),
+    (16, dict(schemas=['public']), 'error', 'publication'),
+    (14, dict(), 'error', 'publication'),
+])
+def test_hypertable_chunks_need_their_schema_published_as_a_whole(major, publication, status, fixed_by):
+    facts = ready_facts(major=major, hypertables=METRICS)
+    facts['publication'].update(publication)
+    finding = findings_for(facts)['hypertable_chunks']
+    assert (finding['status'], finding['fix']['module']) == (status, fixed_by)
+    if status == 'error' and major >= 15:
+        assert finding['fix']['sql'] == ['ALTER PUBLICATION "pub" ADD TABLES IN SCHEMA "_timescaledb_internal"']
+    if status == 'error' and major < 15:
+        assert 'all_tables' in finding['fix']['manual'][0]['what'] and not finding['fix']['sql']
+
+
+def test_hypertable_chunks_without_hypertables_or_publication():
+    assert findings_for(ready_facts())['hypertable_chunks']['status'] == 'ok'
+    missing = findings_for(ready_facts(hypertables=METRICS, publication=None))['hypertable_chunks']
+    assert missing['status'] == 'error'
+    assert missing['fix']['sql'] == ['CREATE PUBLICATION "pub" FOR TABLE <tables>, TABLES IN SCHEMA "_timescaledb_internal"']
+
+
+def test_timescale_cloud_without_logical_decoding_must_be_snapshot_only():
+    facts = ready_facts(provider='timescale')
+    facts['settings']['wal_level'] = setting('replica')
+    facts['pooler']['host'] = 'x1y2z3.a1b2c3.tsdb.cloud.timescale.com'
+    finding = findings_for(facts)['wal_level']
+    assert finding['status'] == 'error' and 'Initial load only' in finding['message']
+    assert finding['fix']['manual'][0]['what'].startswith('Create the ClickPipe with the replication mode "Initial load only"')
+    assert not finding['fix']['sql']
+    facts['pooler']['host'] = 'timescale.internal'
+    assert 'Initial load only' not in findings_for(facts)['wal_level']['message']

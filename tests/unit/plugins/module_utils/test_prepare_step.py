@@ -6,7 +6,8 @@ from ansible_collections.pgcdc.clickpipes.plugins.module_utils import checks, pr
 
 
 def params(**overrides):
-    base = dict(update_password='on_create', publication_operations=None, bypass_rls=None, publication_exact=False)
+    base = dict(update_password='on_create', publication_operations=None, bypass_rls=None, publication_exact=False,
+                publication_mode='tables')
     base.update(overrides)
     return base
 
@@ -31,6 +32,9 @@ def error(check_id, observed='x', managed=True):
     (error('replication_connection', 'password authentication failed for user "cp"'), dict(update_password='always'), True),
     (error('replication_connection', 'must be superuser or replication role to start walsender'), {}, True),
     (error('replication_connection', 'no pg_hba.conf entry for replication connection'), dict(update_password='always'), False),
+    (checks.finding('hypertable_chunks', 'error', 'chunks', sql=['ALTER PUBLICATION ... ADD TABLES IN SCHEMA ...']), {}, True),
+    (error('hypertable_chunks'), {}, False),
+    (error('hypertable_chunks'), dict(publication_mode='all_tables'), True),
 ])
 def test_the_run_fixes_a_managed_finding_only_with_the_options_it_needs(item, options, fixed):
     assert prepare_step.fixed_by_run(item, params(**options)) is fixed

@@ -79,3 +79,17 @@ def test_planetscale_notice_names_the_login_or_says_it_is_unknown():
     unknown = [n['what'] for n in providers.notices('planetscale', 'clickpipes_user') if n['id'] == 'planetscale_user_name']
     assert 'clickpipes_user.<branch_id> (the admin login name carries no branch id' in unknown[0]
     assert providers.notices('generic', 'x') == []
+
+
+@pytest.mark.parametrize('host, snapshot_only', [
+    ('x1y2z3.a1b2c3.tsdb.cloud.timescale.com', True),
+    ('x1y2z3.a1b2c3.tsdb.cloud.timescale.com.', True),
+    ('timescale.example.com', False),
+    ('', False),
+])
+def test_timescale_cloud_is_snapshot_only(host, snapshot_only):
+    assert bool(providers.snapshot_only(host)) is snapshot_only
+
+
+def test_crunchy_bridge_says_logical_replication_is_on_by_default():
+    assert 'on by default' in providers.setting_step('crunchybridge', 'wal_level', 'logical', True)['what']
