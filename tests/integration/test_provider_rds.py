@@ -5,6 +5,7 @@ endpoints refused before anything is written."""
 from __future__ import annotations
 
 import copy
+import json
 import re
 import uuid
 
@@ -12,8 +13,9 @@ import pytest
 
 import pgcluster
 import rds_shape
-from playbook import run_playbook
-from support import LogWindow, login, snapshot
+from playbook import run_playbook, run_playbook_file
+from support import HOSTILE_PASSWORD, LogWindow, login, snapshot
+from test_playbooks import source_vars, write_inventory
 
 PASSWORD = 'pw-rds-not-secret'
 USER = 'clickpipes_user'
@@ -234,4 +236,21 @@ def test_a_replica_is_refused_as_the_primary(rds):
         assert 'cluster (writer) endpoint' in by_id(result)['primary']['fix']['manual'][0]['what']
     finally:
         standby.destroy()
+        source.drop()
+
+
+def test_the_prepare_playbook_with_auto_takes_the_grant_path(rds, tmp_path):
+    source = Shape(rds, 'aurora')
+    try:
+        reports = tmp_path / 'reports'
+        variables = source_vars(rds, source.database, reports, clickpipes_login_user=source.admin['user'],
+                                clickpipes_login_password=source.admin['password'], clickpipes_provider='auto')
+        run = run_playbook_file('pgcdc.clickpipes.prepare', inventory=write_inventory(tmp_path / 'inventory.yml', {'aurora_shop': variables}))
+        assert run.rc == 0, run.stdout + run.stderr
+        report = json.loads((reports / 'aurora_shop.json').read_text())
+        assert report['ready'] is True and report['provider'] == 'aurora', report
+        assert report['connection']['source_type'] == 'aurorapostgres'
+        assert report['changes']['user'][1:] == [GRANT]
+        assert HOSTILE_PASSWORD not in run.stdout + run.stderr + (reports / 'aurora_shop.json').read_text()
+    finally:
         source.drop()
