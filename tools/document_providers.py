@@ -57,7 +57,7 @@ CHOICES_LINE = re.compile(r'^( *# provider ids: tools/document_providers\.py wri
 
 
 def fragment(providers):
-    names = '\n'.join('      - V(%s): %s (ClickPipes source type C(%s)).' % (p.id, p.name, p.source_type)
+    names = '\n'.join('      - V(%s) is %s (ClickPipes source type C(%s)).' % (p.id, p.name, p.source_type)
                       for p in providers.REGISTRY.values())
     return FRAGMENT % dict(names=names, choices=', '.join(providers.CHOICES))
 

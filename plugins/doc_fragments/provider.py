@@ -17,17 +17,17 @@ options:
         provider has (a setting, a function, an extension, a host name pattern); any other value names it, and the
         C(provider) check warns when the fingerprint differs.
       - The result's C(clickpipes_connection.source_type) is the ClickPipes source type to pick for it.
-      - V(neon): Neon (ClickPipes source type C(neon)).
-      - V(planetscale): PlanetScale for Postgres (ClickPipes source type C(planetscale)).
-      - V(aurora): Amazon Aurora PostgreSQL (ClickPipes source type C(aurorapostgres)).
-      - V(rds): Amazon RDS for PostgreSQL (ClickPipes source type C(rdspostgres)).
-      - V(alloydb): Google AlloyDB for PostgreSQL (ClickPipes source type C(alloydb)).
-      - V(cloudsql): Google Cloud SQL for PostgreSQL (ClickPipes source type C(cloudsqlpostgres)).
-      - V(azure): Azure Database for PostgreSQL flexible server (ClickPipes source type C(azurepostgres)).
-      - V(supabase): Supabase (ClickPipes source type C(supabase)).
-      - V(crunchybridge): Crunchy Bridge (ClickPipes source type C(crunchybridge)).
-      - V(timescale): TimescaleDB (Tiger Data) (ClickPipes source type C(tigerdata)).
-      - V(generic): self-hosted PostgreSQL (ClickPipes source type C(postgres)).
+      - V(neon) is Neon (ClickPipes source type C(neon)).
+      - V(planetscale) is PlanetScale for Postgres (ClickPipes source type C(planetscale)).
+      - V(aurora) is Amazon Aurora PostgreSQL (ClickPipes source type C(aurorapostgres)).
+      - V(rds) is Amazon RDS for PostgreSQL (ClickPipes source type C(rdspostgres)).
+      - V(alloydb) is Google AlloyDB for PostgreSQL (ClickPipes source type C(alloydb)).
+      - V(cloudsql) is Google Cloud SQL for PostgreSQL (ClickPipes source type C(cloudsqlpostgres)).
+      - V(azure) is Azure Database for PostgreSQL flexible server (ClickPipes source type C(azurepostgres)).
+      - V(supabase) is Supabase (ClickPipes source type C(supabase)).
+      - V(crunchybridge) is Crunchy Bridge (ClickPipes source type C(crunchybridge)).
+      - V(timescale) is TimescaleDB (Tiger Data) (ClickPipes source type C(tigerdata)).
+      - V(generic) is self-hosted PostgreSQL (ClickPipes source type C(postgres)).
     type: str
     choices: [auto, neon, planetscale, aurora, rds, alloydb, cloudsql, azure, supabase, crunchybridge, timescale, generic]
     default: auto

@@ -12,7 +12,7 @@ version_added: 0.1.0
 description:
   - Makes sure a role with C(LOGIN) and C(REPLICATION) exists, with the password ClickPipes will use.
   - On Amazon RDS and Aurora (O(provider=rds), O(provider=aurora), or V(auto) on such a source) the admin cannot give
-    C(REPLICATION): the role is made a member of C(rds_replication) instead (C(GRANT rds_replication TO <name>)), which
+    C(REPLICATION), so the role is made a member of C(rds_replication) instead (C(GRANT rds_replication TO <name>)), which
     needs C(ADMIN OPTION) on it (the master user has it through C(rds_superuser)). C(REPLICATION) is then left as it is.
   - The password is hashed on the client (SCRAM-SHA-256) before it is sent, so the plaintext never reaches the server,
     its logs or C(pg_stat_statements).

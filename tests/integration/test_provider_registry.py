@@ -47,7 +47,7 @@ def provider_lists(text):
 
 
 def test_the_generated_lists_are_current():
-    run = subprocess.run([sys.executable, str(ROOT / 'tools' / 'document_providers.py'), '--check'], capture_output=True, text=True)
+    run = subprocess.run([sys.executable, str(ROOT / 'tools' / 'document_providers.py'), '--check'], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
 
 

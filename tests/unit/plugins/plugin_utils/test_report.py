@@ -19,7 +19,7 @@ NOTICE = dict(provider='neon', id=None, status='notice', what='Allow the ClickPi
 RESULT = dict(
     provider='neon', blocked=['wal_level'], summary=dict(ok=30, warning=0, error=1, skipped=2, ready=False),
     clickpipes_connection=dict(host='db.example.com', port=5432, database='app', user='clickpipes_user', publication='pub',
-                              source_type='neon'),
+                               source_type='neon'),
     manual_steps=[STEP, NOTICE], server=dict(version='16.4', pending_restart=['wal_level']),
     findings=[dict(id='wal_level', status='error', message='wal_level is replica | not logical', observed='replica',
                    fix=dict(sql=['ALTER SYSTEM SET wal_level = logical'], sql_omitted=0))],
