@@ -309,7 +309,7 @@ def grant_sql(grant, user):
     return 'GRANT %s TO %s' % (ident(grant['name']), ident(user))
 
 
-def check_replication_grant(ctx, grant):
+def replication_grant_finding(ctx, grant):
     """On a provider with a replication role (RDS and Aurora: rds_replication), membership in it is what counts."""
     expected = 'member of %s' % grant['name']
     provider = providers.display_name(ctx.provider)
@@ -331,7 +331,7 @@ def check_user_replication(ctx):
         return user_missing(ctx, 'user_replication')
     grant = ctx.facts.get('replication_grant')
     if grant:
-        return check_replication_grant(ctx, grant)
+        return replication_grant_finding(ctx, grant)
     if not ctx.role['replication']:
         step = providers.user_step(ctx.provider)
         return finding('user_replication', 'error', 'Role %s lacks the REPLICATION attribute (it is not inherited through '
