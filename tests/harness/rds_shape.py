@@ -10,9 +10,12 @@ What RDS shows a client, imitated on a harness cluster (tests/harness/pgcluster.
   WITH ADMIN OPTION, and a master user that is not a superuser: LOGIN, CREATEROLE, CREATEDB, a member of rds_superuser
   and of the role owning the tables (harness ``create_managed_like_admin``), without the REPLICATION attribute;
 - a stand-in for the part of RDS's control plane that lets members of rds_replication start a WAL sender. Stock
-  PostgreSQL only lets roles with the REPLICATION attribute do that, and no hook of SQL sees a GRANT of a role, so the
-  stand-in is a process that, as the superuser, keeps the REPLICATION attribute of every non-superuser LOGIN role equal
-  to "member of rds_replication (directly or not) and rds.logical_replication on", polling every POLL_SECONDS. The
+  PostgreSQL only lets roles with the REPLICATION attribute do that, so the stand-in keeps, as the superuser, the
+  REPLICATION attribute of every non-superuser LOGIN role equal to "member of rds_replication (directly or not) and
+  rds.logical_replication on". No hook of SQL sees a GRANT of a role, so it does that twice: an event trigger of the
+  database (a superuser's SECURITY DEFINER function) inside the transaction of every DDL command event triggers see,
+  which covers a prepare run that also grants on tables or creates the publication (its verify logs in right after
+  the commit), and a process polling every POLL_SECONDS for a GRANT made alone. The
   collection never sees the attribute it sets as the reason: on RDS and Aurora it checks membership, and the real
   replication login proves the grant path end to end. What cannot be imitated: on real RDS the attribute stays off,
   so an admin may alter a member on PostgreSQL 15 and older; here it is on, and PostgreSQL 15 and older then want a
@@ -94,9 +97,27 @@ def make_admin_roles(cluster, dbname, name='rds_master', owner_role='app', auror
     cluster.execute(sql.SQL('ALTER ROLE {} NOREPLICATION').format(admin))
     options = ' WITH INHERIT TRUE' if cluster.major >= 16 else ''
     cluster.execute(sql.SQL('GRANT rds_superuser TO {}' + options).format(admin))
+    cluster.execute(IN_STEP_TRIGGER, dbname=dbname)
     if aurora:
         cluster.execute(AURORA_FUNCTION.format(sql.Literal("SELECT '%s'::text" % AURORA_VERSION)), dbname=dbname)
     return creds
+
+
+# The same, inside the transaction of any DDL command of the database that event triggers see (GRANT on tables and
+# schemas, CREATE PUBLICATION, ...), so a prepare run's replication user has its rights when the run commits; a GRANT
+# of a role is a command no event trigger sees, for which the polling process is there.
+IN_STEP_TRIGGER = """
+CREATE OR REPLACE FUNCTION pg_catalog.rds_control_plane_sync() RETURNS event_trigger LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog AS $fn$
+DECLARE r record;
+BEGIN
+  FOR r IN %s LOOP
+    EXECUTE format('ALTER ROLE %%I WITH %%s', r.rolname, CASE WHEN r.give THEN 'REPLICATION' ELSE 'NOREPLICATION' END);
+  END LOOP;
+END $fn$;
+DROP EVENT TRIGGER IF EXISTS rds_control_plane;
+CREATE EVENT TRIGGER rds_control_plane ON ddl_command_end EXECUTE FUNCTION pg_catalog.rds_control_plane_sync();
+""" % OUT_OF_STEP
 
 
 def sync_once(cursor):
