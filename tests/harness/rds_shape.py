@@ -164,14 +164,6 @@ class ControlPlane:
         self.stop.set()
         self.thread.join(timeout=10)
 
-    def wait_in_step(self, timeout=10):
-        """Wait until no login role is out of step (after a GRANT or REVOKE made outside the collection)."""
-        def in_step():
-            with contextlib.closing(self.cluster.connect()) as conn, conn.cursor() as cursor:
-                cursor.execute(OUT_OF_STEP)
-                return not cursor.fetchall()
-        pgcluster.wait_for(in_step, timeout=timeout)
-
 
 # -- command line ------------------------------------------------------------------------------
 def _pid_path(base):

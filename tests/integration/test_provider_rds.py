@@ -4,11 +4,14 @@ endpoints refused before anything is written."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
 import uuid
 
+import psycopg2
+import psycopg2.extras
 import pytest
 
 import pgcluster
@@ -254,3 +257,29 @@ def test_the_prepare_playbook_with_auto_takes_the_grant_path(rds, tmp_path):
         assert HOSTILE_PASSWORD not in run.stdout + run.stderr + (reports / 'aurora_shop.json').read_text()
     finally:
         source.drop()
+
+
+def replication_login(cluster, database):
+    """IDENTIFY_SYSTEM over a replication connection as the user: None, or why it failed."""
+    try:
+        conn = psycopg2.connect(connection_factory=psycopg2.extras.LogicalReplicationConnection,
+                                **cluster.conninfo(USER, PASSWORD, database))
+    except psycopg2.Error as exc:
+        return str(exc)
+    try:
+        conn.cursor().execute('IDENTIFY_SYSTEM')
+        return None
+    finally:
+        conn.close()
+
+
+def test_the_control_plane_stand_in_follows_a_grant_made_alone(rds_only):
+    """The polling half of the stand-in: a bare GRANT (no DDL an event trigger sees) and a REVOKE, by the master user."""
+    cluster, admin = rds_only.cluster, rds_only.admin
+    cluster.execute("CREATE ROLE %s LOGIN PASSWORD '%s'" % (USER, PASSWORD))
+    assert 'replication' in replication_login(cluster, rds_only.database).lower()
+    with contextlib.closing(cluster.connect(user=admin['user'], password=admin['password'])) as conn, conn.cursor() as cursor:
+        cursor.execute('GRANT rds_replication TO %s' % USER)
+        pgcluster.wait_for(lambda: replication_login(cluster, rds_only.database) is None, timeout=10)
+        cursor.execute('REVOKE rds_replication FROM %s' % USER)
+        pgcluster.wait_for(lambda: replication_login(cluster, rds_only.database) is not None, timeout=10)
