@@ -336,8 +336,8 @@ def test_a_missing_user_on_rds_is_created_without_replication_and_granted():
 
 
 def test_a_failed_replication_login_on_rds_advises_the_grant():
-    facts = rds_facts(member=False, replication_connection=(False, 'permission denied to start WAL sender DETAIL: Only roles '
-                                                                    'with the REPLICATION attribute may start a WAL sender process.'))
+    refusal = 'permission denied to start WAL sender DETAIL: Only roles with the REPLICATION attribute may start a WAL sender process.'
+    facts = rds_facts(member=False, replication_connection=(False, refusal))
     step = findings_for(facts)['replication_connection']['fix']['manual'][0]
     assert 'GRANT "rds_replication" TO "cp"' in step['what'] and 'ALTER ROLE' not in step['what']
 
