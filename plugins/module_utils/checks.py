@@ -269,6 +269,11 @@ def user_missing(ctx, check_id):
 
 
 def check_user_exists(ctx):
+    grant = ctx.facts.get('replication_grant')
+    if ctx.role is None and grant:
+        return finding('user_exists', 'error', 'Role %s does not exist.' % ctx.user, 'missing',
+                       'a LOGIN role, member of %s' % grant['name'],
+                       sql=["CREATE ROLE %s WITH LOGIN PASSWORD '<password>'" % ident(ctx.user), grant_sql(grant, ctx.user)])
     if ctx.role is None:
         return finding('user_exists', 'error', 'Role %s does not exist.' % ctx.user, 'missing', 'a LOGIN REPLICATION role',
                        sql=["CREATE ROLE %s WITH LOGIN REPLICATION PASSWORD '<password>'" % ident(ctx.user)])
@@ -305,9 +310,33 @@ def check_user_login(ctx):
     return finding('user_login', 'ok', 'Role %s can log in.' % ctx.user, observed, 'LOGIN')
 
 
+def grant_sql(grant, user):
+    return 'GRANT %s TO %s' % (ident(grant['name']), ident(user))
+
+
+def replication_grant_finding(ctx, grant):
+    """On a provider with a replication role (RDS and Aurora: rds_replication), membership in it is what counts."""
+    expected = 'member of %s' % grant['name']
+    provider = providers.display_name(ctx.provider)
+    if not grant['exists']:
+        return finding('user_replication', 'error', 'Role %s does not exist, so this source is not %s: the replication '
+                       'privilege cannot be given the way %s gives it.' % (grant['name'], provider, provider),
+                       'no role %s' % grant['name'], expected, managed=False, manual=[manual_step(ctx, providers.step(
+                           'Set clickpipes_provider to the source\'s provider, or to auto.', 'the inventory'))])
+    if grant['member']:
+        return finding('user_replication', 'ok', 'Role %s is a member of %s, which gives it replication rights on %s.' % (
+            ctx.user, grant['name'], provider), expected, expected)
+    return finding('user_replication', 'error', 'Role %s is not a member of %s: on %s membership gives what the REPLICATION '
+                   'attribute gives elsewhere (the admin cannot give the attribute).' % (ctx.user, grant['name'], provider),
+                   'not a member of %s' % grant['name'], expected, sql=[grant_sql(grant, ctx.user)])
+
+
 def check_user_replication(ctx):
     if ctx.role is None:
         return user_missing(ctx, 'user_replication')
+    grant = ctx.facts.get('replication_grant')
+    if grant:
+        return replication_grant_finding(ctx, grant)
     if not ctx.role['replication']:
         step = providers.user_step(ctx.provider)
         return finding('user_replication', 'error', 'Role %s lacks the REPLICATION attribute (it is not inherited through '
@@ -341,21 +370,26 @@ def check_user_least_privilege(ctx):
                    'read access only', 'LOGIN, REPLICATION and read access only')
 
 
+GIVE_REPLICATION = 'Give the role REPLICATION (ALTER ROLE ... WITH REPLICATION, or the provider console).'
 # What a failed replication login means, by a phrase of the server's (or libpq's) answer.
 REPLICATION_FAILURES = (
     ('password authentication failed', 'The password does not log in as this user: give the password the role has, or '
                                        'rotate it (replication_user with update_password: always).'),
     ('unsupported startup parameter', 'The endpoint is a connection pooler: connect to the database directly.'),
-    ('REPLICATION attribute', 'Give the role REPLICATION (ALTER ROLE ... WITH REPLICATION, or the provider console).'),
-    ('must be superuser or replication role', 'Give the role REPLICATION (ALTER ROLE ... WITH REPLICATION, or the provider console).'),
+    ('REPLICATION attribute', GIVE_REPLICATION),
+    ('must be superuser or replication role', GIVE_REPLICATION),
     ('no pg_hba.conf entry', 'Allow the user in pg_hba.conf (replication connections match ordinary database entries) or '
                              'the provider\'s IP allow list.'),
 )
 
 
-def replication_failure_step(detail):
+def replication_failure_step(detail, grant_statement=None):
+    """What to do about a failed replication login; ``grant_statement`` gives replication rights on a provider with a
+    replication role."""
     for phrase, advice in REPLICATION_FAILURES:
         if phrase in detail:
+            if grant_statement and advice == GIVE_REPLICATION:
+                return 'Run %s: on this provider membership gives replication rights.' % grant_statement
             return advice
     return ('Check that the role has LOGIN and REPLICATION, that pg_hba.conf allows it, and that the endpoint is the '
             'database itself, not a pooler.')
@@ -374,7 +408,9 @@ def check_replication_connection(ctx):
         return finding('replication_connection', 'error', 'A replication connection as %s fails: its password expired on '
                        '%s (user_login says what to run).' % (ctx.user, ctx.role['valid_until']), detail,
                        'IDENTIFY_SYSTEM answers', sql=[extend_password_sql(ctx.user)], managed=False)
-    step = providers.step(replication_failure_step(detail), 'the server, the provider console or the inventory')
+    grant = ctx.facts.get('replication_grant')
+    step = providers.step(replication_failure_step(detail, grant_sql(grant, ctx.user) if grant else None),
+                          'the server, the provider console or the inventory')
     return finding('replication_connection', 'error', 'A replication connection as %s fails: %s' % (ctx.user, detail), detail,
                    'IDENTIFY_SYSTEM answers', manual=[manual_step(ctx, step)])
 

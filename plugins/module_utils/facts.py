@@ -150,14 +150,27 @@ def pooler_facts(params, settings, user_probe=None):
         pgbouncer=not reached and POOLER_REFUSAL in detail)
 
 
+def read_server(cursor):
+    return fetch_one(cursor, SERVER, dict(functions=list(providers.FINGERPRINT_FUNCTIONS),
+                                          extensions=list(providers.FINGERPRINT_EXTENSIONS)))
+
+
+def fingerprint(server, settings, host):
+    return providers.fingerprint(settings, server['provider_functions'], server['provider_extensions'], host)
+
+
+def detect_provider(cursor, host):
+    """The provider the source looks like (provider: auto), for a module that gathers no other facts."""
+    return fingerprint(read_server(cursor), read_settings(cursor), host)
+
+
 def gather(params, conn, cursor):
     """All facts the checks need, as plain data."""
     major = server_major(conn)
-    server = fetch_one(cursor, SERVER, dict(functions=list(providers.FINGERPRINT_FUNCTIONS),
-                                            extensions=list(providers.FINGERPRINT_EXTENSIONS)))
+    server = read_server(cursor)
     server['major'] = major
     settings = read_settings(cursor)
-    detected = providers.fingerprint(settings, server['provider_functions'], server['provider_extensions'], params['login_host'])
+    detected = fingerprint(server, settings, params['login_host'])
     provider = detected if params['provider'] == 'auto' else params['provider']
     slot_query = SLOTS.format(wal_status='wal_status' if major >= 13 else 'NULL::text')
     facts = dict(server=server, settings=settings, detected_provider=detected, provider=provider,
@@ -182,6 +195,8 @@ def gather(params, conn, cursor):
 
     role = roles.read_role(cursor, params['user'])
     facts['user'] = role
+    replication_role = providers.get(provider).replication_role
+    facts['replication_grant'] = roles.read_replication_grant(cursor, replication_role, role) if replication_role else None
     if role is not None:
         readable = scopes.readable_relations(cursor, scope)
         facts['privileges'] = user_privileges(cursor, params['user'], scope, readable, server['current_role'], role)

@@ -108,7 +108,7 @@ def unfixable(preflight, params):
     return [item['id'] for item in preflight['findings'] if item['status'] == 'error' and not fixed_by_run(item, params)]
 
 
-def write(call, conn, names):
+def write(call, conn, names, provider):
     """Run the writing modules ``names`` on ``conn`` in one transaction (read-only in check mode): each decides what it
     needs before the first statement is sent, so that a refusal anywhere sends nothing and a failure applies nothing.
     Only a publication that adds more tables than one transaction can lock commits its batches one by one (see
@@ -116,6 +116,7 @@ def write(call, conn, names):
     if not names:
         return {}
     args = writer_args(call.params)
+    args['replication_user']['provider'] = provider  # how the replication privilege is given follows it
     shared = dict((name, call.params[name]) for name in write_argument_spec())
     steps = []
     for name, module, _key in WRITERS:
@@ -222,7 +223,7 @@ def run(call):
             if 'prepare' in phases and not params['check_only']:
                 publication_step.validate(dict(writer_args(params)['publication'], publish_via_partition_root=None),
                                           server_major(conn))
-            written = write(call, conn, names)
+            written = write(call, conn, names, preflight['provider'] if preflight else params['provider'])
         except ClickPipesError as exc:
             if preflight is not None:
                 exc.result = dict(preflight, **exc.result)

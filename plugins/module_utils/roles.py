@@ -54,6 +54,15 @@ SELECT rolsuper AS superuser, rolcreaterole AS create_role, rolreplication AS re
   FROM pg_roles WHERE rolname = current_user
 """
 
+# A provider's replication role (RDS: rds_replication): whether it exists, whether the user is a member (directly or
+# through other roles), and whether the admin may grant it (ADMIN OPTION, held directly or through a role it belongs to).
+REPLICATION_GRANT = """
+SELECT g.oid IS NOT NULL AS exists,
+       CASE WHEN g.oid IS NULL OR %(member)s::oid IS NULL THEN false ELSE pg_has_role(%(member)s::oid, g.oid, 'MEMBER') END AS member,
+       CASE WHEN g.oid IS NULL THEN false ELSE pg_has_role(current_user, g.oid, 'MEMBER WITH ADMIN OPTION') END AS grantable
+  FROM (SELECT to_regrole(%(name)s)::oid AS oid) AS g
+"""
+
 WAL_SENDERS = """
 SELECT pid FROM pg_stat_activity WHERE usename = %(name)s AND backend_type = 'walsender' ORDER BY pid
 """
@@ -73,6 +82,17 @@ REPLICATION_PRIVILEGE_HINT = (
 
 def read_role(cursor, name):
     return fetch_one(cursor, ROLE_STATE, dict(name=name, warning_days=PASSWORD_WARNING_DAYS))
+
+
+def read_replication_grant(cursor, replication_role, role):
+    """What the provider's replication role is to ``role`` and the admin: dict(name, exists, member, grantable)."""
+    grant = fetch_one(cursor, REPLICATION_GRANT, dict(name=replication_role, member=role['oid'] if role else None))
+    return dict(grant, name=replication_role)
+
+
+def grant_replication_sql(replication_role, user):
+    """The statement that gives ``user`` what REPLICATION gives, on a provider with a replication role."""
+    return sql.SQL('GRANT {} TO {}').format(sql.Identifier(replication_role), sql.Identifier(user))
 
 
 def public_state(role):
@@ -95,9 +115,11 @@ def password_works(params, name, password):
     return True
 
 
-def attribute_changes(role, want):
-    """The role options (as SQL keywords) needed so the role has what ``want`` asks for."""
-    wanted_flags = [('login', 'LOGIN', True), ('replication', 'REPLICATION', True), ('bypass_rls', 'BYPASSRLS', want['bypass_rls'])]
+def attribute_changes(role, want, grant=None):
+    """The role options (as SQL keywords) needed so the role has what ``want`` asks for; with a provider's replication
+    ``grant``, REPLICATION is left as it is (membership gives it)."""
+    wanted_flags = [('login', 'LOGIN', True), ('replication', 'REPLICATION', None if grant else True),
+                    ('bypass_rls', 'BYPASSRLS', want['bypass_rls'])]
     options = []
     for key, keyword, value in wanted_flags:
         if value is None or (role is not None and role[key] == value):
@@ -109,16 +131,31 @@ def attribute_changes(role, want):
     return options
 
 
-def plan_present(conn, role, want, set_password):
-    """Statements that create or alter the role; the password is hashed here, on the client."""
+def plan_present(conn, role, want, set_password, grant=None):
+    """Statements that create or alter the role, then grant it the provider's replication role (``grant``, from
+    read_replication_grant) when it is not a member; the password is hashed here, on the client."""
     plan = Plan()
-    options = attribute_changes(role, want)
+    plan_attributes(plan, conn, role, want, set_password, grant)
+    if grant and not grant['member']:
+        plan.add(grant_replication_sql(grant['name'], want['name']), 'granting %s to %s' % (grant['name'], want['name']),
+                 privilege_hint=grant_hint(grant['name']))
+    return plan
+
+
+def grant_hint(replication_role):
+    return ('Granting %s needs ADMIN OPTION on it: on Amazon RDS and Aurora the master user has it through rds_superuser.'
+            % replication_role)
+
+
+def plan_attributes(plan, conn, role, want, set_password, grant):
+    """Add the CREATE ROLE or ALTER ROLE statement, when the role lacks something ``want`` asks for."""
+    options = attribute_changes(role, want, grant)
     password_option = None
     if set_password:
         verifier = encrypt_password(want['password'], want['name'], conn, 'scram-sha-256')
         password_option = sql.SQL('PASSWORD {}').format(sql.Literal(verifier))
     if role is not None and not options and password_option is None:
-        return plan
+        return
     verb = 'CREATE ROLE {} WITH ' if role is None else 'ALTER ROLE {} WITH '
     statement = sql.SQL(verb).format(sql.Identifier(want['name'])) + sql.SQL(' ').join(options + ([password_option] if password_option else []))
     display = None
@@ -127,7 +164,6 @@ def plan_present(conn, role, want, set_password):
         display = shown.as_string(conn)
     doing = ('creating role %s' if role is None else 'altering role %s') % want['name']
     plan.add(statement, doing, display=display, privilege_hint=REPLICATION_PRIVILEGE_HINT)
-    return plan
 
 
 def plan_absent(cursor, role, force):
@@ -169,10 +205,12 @@ def refuse_table_owner(cursor, role):
                               'clickpipes_user). Nothing was applied.' % (role['name'], ', '.join(owned)))
 
 
-def refuse_what_admin_cannot_do(cursor, role, want, server_major):
+def refuse_what_admin_cannot_do(cursor, role, want, server_major, grant=None, alters=True):
     """Refuse, before anything is sent, what PostgreSQL would refuse the admin: creating or altering the role (CREATEROLE,
     and on 16 and later ADMIN OPTION on an existing role), and giving REPLICATION or BYPASSRLS (a superuser up to 15, an
-    admin that has the attribute itself from 16)."""
+    admin that has the attribute itself from 16). With a provider's replication ``grant`` (read_replication_grant),
+    granting that role (ADMIN OPTION on it; up to 15 CREATEROLE is enough) takes the place of giving REPLICATION, and
+    ``alters`` says whether the existing role itself is altered (a GRANT alone needs nothing on it)."""
     admin = fetch_one(cursor, ADMIN_RIGHTS, dict(oid=role['oid'] if role else None,
                                                  replication_admin_roles=list(providers.REPLICATION_ADMIN_ROLES)))
     if admin['superuser']:
@@ -182,20 +220,22 @@ def refuse_what_admin_cannot_do(cursor, role, want, server_major):
     reasons = []
     if not admin['create_role']:
         reasons.append('creating or altering a role needs CREATEROLE')
-    elif role is not None and server_major < 16 and (role['superuser'] or (role['replication'] and not provider_gives_replication)):
+    elif role is not None and alters and server_major < 16 and (role['superuser'] or (role['replication'] and not provider_gives_replication)):
         reasons.append('altering role %s, which has REPLICATION, needs a superuser (PostgreSQL 15 and older)' % role['name'])
-    elif role is not None and server_major >= 16 and not admin['admin_of_role']:
+    elif role is not None and alters and server_major >= 16 and not admin['admin_of_role']:
         reasons.append('altering role %s needs ADMIN OPTION on it (PostgreSQL 16 and later): a superuser can GRANT %s TO '
                        '<admin> WITH ADMIN OPTION' % (role['name'], role['name']))
+    if grant and not grant['member'] and not grant['grantable'] and (server_major >= 16 or not admin['create_role']):
+        reasons.append('granting %s needs ADMIN OPTION on it' % grant['name'])
     for key, keyword in (('replication', 'REPLICATION'), ('bypass_rls', 'BYPASSRLS')):
-        wanted = want.get(key, True) if key == 'replication' else want.get(key)
+        wanted = want.get(key, not grant) if key == 'replication' else want.get(key)
         if key == 'replication' and provider_gives_replication:
             continue
         if wanted and not (role and role[key]) and (server_major < 16 or not admin[key]):
             reasons.append('giving %s needs %s' % (keyword, 'a superuser' if server_major < 16 else 'an admin that has it'))
     if reasons:
         raise ClickPipesError('The admin login cannot prepare role %s: %s. %s Nothing was applied.' % (
-            want['name'], '; '.join(reasons), REPLICATION_PRIVILEGE_HINT))
+            want['name'], '; '.join(reasons), grant_hint(grant['name']) if grant else REPLICATION_PRIVILEGE_HINT))
 
 
 RESERVED_NAMES = ('public', 'none', 'current_user', 'current_role', 'session_user')

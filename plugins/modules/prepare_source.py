@@ -25,6 +25,8 @@ description:
     marked C(fix.planned), do not fail the task, and C(summary.ready) says whether the run would leave the source
     ready.
   - A re-run of a prepared source reads the catalog once and sends no writing statement.
+  - The replication user gets its rights the way the preflight's provider (O(provider), or the fingerprint) gives them,
+    on Amazon RDS and Aurora by C(GRANT rds_replication), never C(ALTER ROLE ... REPLICATION).
   - This is the engine of the P(pgcdc.clickpipes.source#role) role; use the four modules on their own for other orders.
 author: pgcdc.clickpipes contributors (@pgcdc)
 options:

@@ -11,6 +11,9 @@ short_description: Create the PostgreSQL role ClickPipes logs in as for CDC
 version_added: 0.1.0
 description:
   - Makes sure a role with C(LOGIN) and C(REPLICATION) exists, with the password ClickPipes will use.
+  - On Amazon RDS and Aurora (O(provider=rds), O(provider=aurora), or V(auto) on such a source) the admin cannot give
+    C(REPLICATION), so the role is made a member of C(rds_replication) instead (C(GRANT rds_replication TO <name>)), which
+    needs C(ADMIN OPTION) on it (the master user has it through C(rds_superuser)). C(REPLICATION) is then left as it is.
   - The password is hashed on the client (SCRAM-SHA-256) before it is sent, so the plaintext never reaches the server,
     its logs or C(pg_stat_statements).
   - The role's state is read from C(pg_roles), never C(pg_authid), so the module works with the non-superuser admin
@@ -68,6 +71,7 @@ options:
 extends_documentation_fragment:
   - pgcdc.clickpipes.connection
   - pgcdc.clickpipes.connection.write
+  - pgcdc.clickpipes.provider
   - ansible.builtin.action_common_attributes
 seealso:
   - name: CREATE ROLE
@@ -96,6 +100,17 @@ EXAMPLES = r'''
     password: "{{ new_clickpipes_password }}"
     update_password: always
 
+- name: Create it on Amazon RDS (GRANT rds_replication instead of REPLICATION)
+  pgcdc.clickpipes.replication_user:
+    login_host: mydb.abc123xyz.eu-west-1.rds.amazonaws.com
+    login_user: postgres
+    login_password: "{{ admin_password }}"
+    login_db: app
+    ssl_mode: require
+    name: clickpipes_user
+    password: "{{ clickpipes_password }}"
+    provider: rds
+
 - name: Drop it once the ClickPipe is gone
   pgcdc.clickpipes.replication_user:
     login_host: db.example.com
@@ -114,7 +129,10 @@ queries:
   elements: str
   sample: ["CREATE ROLE \"clickpipes_user\" WITH LOGIN REPLICATION PASSWORD '********'"]
 role:
-  description: State of the role after the run (predicted in check mode).
+  description:
+    - State of the role after the run (predicted in check mode).
+    - On a provider that grants a replication role (RDS, Aurora) it also has C(replication_role), with that role's
+      C(name) and whether the role is a C(member).
   returned: always
   type: dict
   sample: {"exists": true, "name": "clickpipes_user", "login": true, "replication": true, "bypass_rls": false,

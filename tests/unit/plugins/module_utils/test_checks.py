@@ -371,3 +371,46 @@ def test_timescale_cloud_without_logical_decoding_must_be_snapshot_only():
     assert not finding['fix']['sql']
     facts['pooler']['host'] = 'timescale.internal'
     assert 'Initial load only' not in findings_for(facts)['wal_level']['message']
+
+
+def rds_facts(member=True, exists=True, **overrides):
+    """A ready RDS source whose user is (or is not) a member of rds_replication; REPLICATION is off, as on RDS."""
+    facts = ready_facts(provider='rds', replication_grant=dict(name='rds_replication', exists=exists, member=member,
+                                                               grantable=True), **overrides)
+    if facts['user']:
+        facts['user'] = dict(facts['user'], replication=False)
+    facts['settings']['rds.logical_replication'] = setting('on')
+    return facts
+
+
+def test_membership_in_rds_replication_is_what_counts_on_rds():
+    assert findings_for(rds_facts())['user_replication']['status'] == 'ok'
+    outside = findings_for(rds_facts(member=False))['user_replication']
+    assert outside['status'] == 'error' and outside['fix']['sql'] == ['GRANT "rds_replication" TO "cp"']
+    assert outside['fix']['module'] == 'replication_user' and outside['observed'] == 'not a member of rds_replication'
+
+
+def test_rds_named_on_a_source_without_rds_replication_is_no_writing_modules_to_fix():
+    finding = findings_for(rds_facts(member=False, exists=False))['user_replication']
+    assert finding['status'] == 'error' and finding['fix']['module'] is None and finding['fix']['sql'] == []
+
+
+def test_a_missing_user_on_rds_is_created_without_replication_and_granted():
+    finding = findings_for(rds_facts(user=None, privileges=None))['user_exists']
+    assert finding['fix']['sql'] == ["CREATE ROLE \"cp\" WITH LOGIN PASSWORD '<password>'", 'GRANT "rds_replication" TO "cp"']
+
+
+def test_a_failed_replication_login_on_rds_advises_the_grant():
+    refusal = 'permission denied to start WAL sender DETAIL: Only roles with the REPLICATION attribute may start a WAL sender process.'
+    facts = rds_facts(member=False, replication_connection=(False, refusal))
+    step = findings_for(facts)['replication_connection']['fix']['manual'][0]
+    assert 'GRANT "rds_replication" TO "cp"' in step['what'] and 'ALTER ROLE' not in step['what']
+
+
+def test_wal_level_shows_the_providers_decoding_setting():
+    facts = rds_facts()
+    facts['settings'].update(wal_level=setting('replica'), **{'rds.logical_replication': setting('off')})
+    wal = findings_for(facts)['wal_level']
+    assert wal['observed'] == 'replica (rds.logical_replication = off)' and wal['fix']['sql'] == []
+    assert wal['fix']['manual'][0]['what'].startswith('Set rds.logical_replication to 1') and wal['fix']['restart'] is True
+    assert findings_for(ready_facts())['wal_level']['observed'] == 'logical'
