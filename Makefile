@@ -65,7 +65,7 @@ help:
 	@echo 'make integration      pytest tests/integration against PostgreSQL $(MAJORS)'
 	@echo 'make test-all-majors  integration against PostgreSQL $(ALL_MAJORS)'
 	@echo 'make invariants       the promises over SEEDS generated sources on $(MAJORS) (SEEDS=200 SEED_START=0)'
-	@echo 'make molecule         molecule test --all (extensions/molecule: roles source, planetscale, neon)'
+	@echo 'make molecule         molecule test --all (extensions/molecule: a scenario per role)'
 	@echo 'make lint             ansible-lint --profile production'
 	@echo 'make build            ansible-galaxy collection build, check the tarball, run galaxy-importer on it (offline)'
 	@echo 'make changelog-lint   antsibull-changelog lint'

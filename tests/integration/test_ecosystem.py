@@ -16,7 +16,8 @@ from conftest import MAJORS
 from playbook import REPO_ROOT, VENV_BIN, collections_path
 from support import HOSTILE_PASSWORD, fresh_roles
 
-ROLES = ('source', 'neon', 'planetscale')
+# The roles the collection ships: every folder of roles/.
+ROLES = sorted(name for name in os.listdir(os.path.join(REPO_ROOT, 'roles')) if os.path.isdir(os.path.join(REPO_ROOT, 'roles', name)))
 
 
 def run(command, cwd, env=None):
@@ -66,6 +67,12 @@ USER_PLAYBOOK = """\
       vars:
         clickpipes_login_host: eu.psdb.cloud
         clickpipes_publication_mode: tables
+    - name: Prepare the Aurora database
+      ansible.builtin.include_role:
+        name: pgcdc.clickpipes.rds
+      vars:
+        clickpipes_provider: aurora
+        clickpipes_login_host: app.cluster-abc123def456.eu-west-1.rds.amazonaws.com
     - name: Apply the settings on the self-hosted database
       ansible.builtin.import_role:
         name: pgcdc.clickpipes.source
