@@ -184,7 +184,9 @@ REGISTRY = dict((provider.id, provider) for provider in (
                           'AWS console: RDS > Databases > <cluster> > Connectivity & security > Endpoints'),
         endpoints=(Endpoint('an Aurora reader endpoint, which reaches a replica', host=r'\.cluster-ro-[a-z0-9]+\.'), RDS_PROXY),
         notices=(static_ips_notice('aurora', AWS_NETWORK), notice('aurora_iam_auth', AWS_IAM, 'AWS console: RDS and IAM')),
-        replication_role='rds_replication'),
+        replication_role='rds_replication',
+        automation=('rds.logical_replication and max_slot_wal_keep_size in the DB cluster parameter group, a reboot only when '
+                    'allowed (amazon.aws: `clickpipes_rds_parameter_group`)')),
     Provider(
         'rds', 'Amazon RDS for PostgreSQL', 'rdspostgres', 'rds', settings=('rds.extensions',),
         parameters=RDS_PARAMETERS, decoding_settings=('rds.logical_replication',),
@@ -195,7 +197,9 @@ REGISTRY = dict((provider.id, provider) for provider in (
         pooler_step=RDS_DIRECT_STEP,
         endpoints=(RDS_PROXY,),
         notices=(static_ips_notice('rds', AWS_NETWORK), notice('rds_iam_auth', AWS_IAM, 'AWS console: RDS and IAM')),
-        replication_role='rds_replication'),
+        replication_role='rds_replication',
+        automation=('rds.logical_replication and max_slot_wal_keep_size in the DB parameter group, a reboot only when '
+                    'allowed (amazon.aws: `clickpipes_rds_parameter_group`)')),
     Provider(
         'alloydb', 'Google AlloyDB for PostgreSQL', 'alloydb', 'cloudsql',
         settings=('alloydb.logical_decoding', 'alloydb.enable_pglogical', 'alloydb.iam_authentication'),
