@@ -18,7 +18,7 @@ import pytest
 import pgcluster
 from conftest import MAJORS
 from playbook import run_playbook
-from support import LogWindow, fresh_roles, login, snapshot
+from support import LogWindow, fresh_roles, login, only_edge_majors, snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools'))
 import document_providers  # noqa: E402  (needs the sys.path entry above)
@@ -44,6 +44,12 @@ DECODING_OFF = dict(
 )
 AZURE_PGBOUNCER_PORT = 6432
 
+
+
+@pytest.fixture(autouse=True)
+def edge_majors(request):
+    if 'pg' in request.fixturenames:
+        only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
 
 @pytest.fixture(scope='module')
 def shapes(pg):

@@ -17,7 +17,8 @@ import pytest
 import pgcluster
 import rds_shape
 from playbook import run_playbook, run_playbook_file
-from support import HOSTILE_PASSWORD, LogWindow, login, snapshot
+from conftest import MAJORS
+from support import HOSTILE_PASSWORD, LogWindow, login, only_edge_majors, snapshot
 from test_playbooks import source_vars, write_inventory
 
 PASSWORD = 'pw-rds-not-secret'
@@ -25,6 +26,12 @@ USER = 'clickpipes_user'
 SOURCE_TYPES = dict(rds='rdspostgres', aurora='aurorapostgres')
 GRANT = 'GRANT "rds_replication" TO "%s"' % USER
 
+
+
+@pytest.fixture(autouse=True)
+def edge_majors(request):
+    if 'pg' in request.fixturenames:
+        only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
 
 @pytest.fixture(scope='module')
 def rds(pg):
