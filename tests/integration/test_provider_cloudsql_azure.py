@@ -45,11 +45,11 @@ DECODING_OFF = dict(
 AZURE_PGBOUNCER_PORT = 6432
 
 
-
 @pytest.fixture(autouse=True)
 def edge_majors(request):
     if 'pg' in request.fixturenames:
         only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
+
 
 @pytest.fixture(scope='module')
 def shapes(pg):

@@ -27,11 +27,11 @@ SOURCE_TYPES = dict(rds='rdspostgres', aurora='aurorapostgres')
 GRANT = 'GRANT "rds_replication" TO "%s"' % USER
 
 
-
 @pytest.fixture(autouse=True)
 def edge_majors(request):
     if 'pg' in request.fixturenames:
         only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
+
 
 @pytest.fixture(scope='module')
 def rds(pg):
