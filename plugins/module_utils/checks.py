@@ -655,6 +655,13 @@ def check_ssl(ctx):
 def check_provider(ctx, requested):
     detected = ctx.facts['detected_provider']
     name = providers.display_name(detected)
+    grant = ctx.facts.get('replication_grant')
+    if grant is not None and not grant['exists']:
+        return finding('provider', 'error', 'The run takes this source for %s, which gives replication through role %s, but '
+                       'there is no such role here: it is not %s, and the replication user could not get replication.' % (
+                           providers.display_name(ctx.provider), grant['name'], providers.display_name(ctx.provider)),
+                       detected, ctx.provider, manual=[manual_step(ctx, providers.step(
+                           'Set clickpipes_provider to the source\'s provider, or auto.', 'the inventory'))])
     if detected == 'generic' and requested != 'auto' and not providers.get(requested).identifiable():
         return finding('provider', 'ok', '%s shows no setting of its own: taken as asked (the host name did not tell).'
                        % providers.display_name(requested), detected, requested)

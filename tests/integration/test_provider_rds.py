@@ -195,6 +195,22 @@ def test_rds_on_a_source_without_rds_replication_is_refused(pg):
         pgcluster.drop_database(pg, database)
 
 
+def test_prepare_taking_a_plain_server_for_rds_is_blocked_before_writing(pg):
+    """The preflight sees that rds_replication is missing: the provider check blocks the run, nothing is written."""
+    database = pgcluster.create_database(pg, 'db_not_rds_%s' % uuid.uuid4().hex[:8])
+    try:
+        pg.execute('CREATE TABLE orders (id int PRIMARY KEY)', dbname=database)
+        task = dict(name='prepare', ignore_errors=True, **{'pgcdc.clickpipes.prepare_source': dict(
+            user='cp_not_rds', password=PASSWORD, provider='rds')})
+        result = run_playbook([task], module_defaults=login(pg, database)).result('prepare')
+        assert result['failed'] and 'provider' in result['blocked'], result
+        assert 'rds_replication' in result['msg'] and result['modules_run'] == [], result
+        assert pg.query("SELECT count(*) FROM pg_roles WHERE rolname = 'cp_not_rds'") == [(0,)]
+        assert pg.query('SELECT count(*) FROM pg_publication', dbname=database) == [(0,)]
+    finally:
+        pgcluster.drop_database(pg, database)
+
+
 @pytest.mark.parametrize('provider, group', [('rds', 'DB parameter group'), ('aurora', 'DB cluster parameter group')])
 def test_logical_replication_off_gives_the_parameter_group_step(pg, provider, group):
     cluster = pgcluster.start_cluster(pg.major, settings=rds_shape.settings(logical_replication=False), name='rds_off')

@@ -414,3 +414,10 @@ def test_wal_level_shows_the_providers_decoding_setting():
     assert wal['observed'] == 'replica (rds.logical_replication = off)' and wal['fix']['sql'] == []
     assert wal['fix']['manual'][0]['what'].startswith('Set rds.logical_replication to 1') and wal['fix']['restart'] is True
     assert findings_for(ready_facts())['wal_level']['observed'] == 'logical'
+
+
+def test_a_provider_whose_replication_role_is_missing_is_an_error_no_write_fixes():
+    facts = ready_facts(provider='rds', detected_provider='generic',
+                        replication_grant=dict(name='rds_replication', exists=False, member=False, grantable=False))
+    finding = dict((f['id'], f) for f in checks.run_checks(checks.Context(facts, 'cp', 'pub'), 'rds'))['provider']
+    assert finding['status'] == 'error' and finding['fix']['module'] is None and 'rds_replication' in finding['message']
