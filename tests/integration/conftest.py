@@ -119,3 +119,13 @@ def pytest_runtest_makereport(item, call):
         if sections:
             report.sections.append(('pgcluster server logs (PGCDC_KEEP=1 keeps the files)', '\n'.join(sections)))
     return report
+
+
+@pytest.fixture
+def edge_majors_only(request):
+    """Skip on a major between the oldest and the newest of the run: for provider shapes whose behaviour changes only
+    at PostgreSQL 16 (who may give REPLICATION), the oldest (<= 15) and the newest cover both sides, in less time."""
+    major = request.getfixturevalue('pg').major if 'pg' in request.fixturenames else None
+    if major is not None and major not in (min(MAJORS), max(MAJORS)):
+        pytest.skip('provider shape: runs on the oldest and newest majors of PGCDC_MAJORS (%d and %d)'
+                    % (min(MAJORS), max(MAJORS)))

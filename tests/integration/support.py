@@ -95,10 +95,3 @@ def fresh_roles(pg):
         if name not in before:
             pg.execute('DROP OWNED BY "%s"; DROP ROLE "%s"' % (name.replace('"', '""'), name.replace('"', '""')))
 
-
-def only_edge_majors(major, majors):
-    """Skip on a major between the oldest and the newest of the run: for provider shapes whose behaviour changes only
-    at PostgreSQL 16 (who may give REPLICATION), the oldest (<= 15) and the newest cover both sides, in less time."""
-    if major not in (min(majors), max(majors)):
-        pytest.skip('provider shape: runs on the oldest and newest majors of PGCDC_MAJORS (%d and %d)'
-                    % (min(majors), max(majors)))

@@ -18,14 +18,14 @@ import pytest
 import pgcluster
 from conftest import MAJORS
 from playbook import run_playbook
-from support import LogWindow, fresh_roles, login, only_edge_majors, snapshot
+from support import LogWindow, fresh_roles, login, snapshot
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / 'tools'))
 import document_providers  # noqa: E402  (needs the sys.path entry above)
 
 providers = document_providers.registry()
 
-pytestmark = pytest.mark.usefixtures(fresh_roles.__name__)
+pytestmark = pytest.mark.usefixtures(fresh_roles.__name__, 'edge_majors_only')
 
 PASSWORD = 'pw-not-secret'
 # Each shape: the settings the provider's servers define, and its admin role.
@@ -43,12 +43,6 @@ DECODING_OFF = dict(
     azure={'azure.extensions': 'pgcrypto', 'wal_level': 'replica'},
 )
 AZURE_PGBOUNCER_PORT = 6432
-
-
-@pytest.fixture(autouse=True)
-def edge_majors(request):
-    if 'pg' in request.fixturenames:
-        only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
 
 
 @pytest.fixture(scope='module')

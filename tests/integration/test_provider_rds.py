@@ -17,8 +17,7 @@ import pytest
 import pgcluster
 import rds_shape
 from playbook import run_playbook, run_playbook_file
-from conftest import MAJORS
-from support import HOSTILE_PASSWORD, LogWindow, login, only_edge_majors, snapshot
+from support import HOSTILE_PASSWORD, LogWindow, login, snapshot
 from test_playbooks import source_vars, write_inventory
 
 PASSWORD = 'pw-rds-not-secret'
@@ -27,10 +26,7 @@ SOURCE_TYPES = dict(rds='rdspostgres', aurora='aurorapostgres')
 GRANT = 'GRANT "rds_replication" TO "%s"' % USER
 
 
-@pytest.fixture(autouse=True)
-def edge_majors(request):
-    if 'pg' in request.fixturenames:
-        only_edge_majors(request.getfixturevalue('pg').major, MAJORS)
+pytestmark = pytest.mark.usefixtures('edge_majors_only')
 
 
 @pytest.fixture(scope='module')
