@@ -94,4 +94,3 @@ def fresh_roles(pg):
     for (name,) in pg.query('SELECT rolname FROM pg_roles'):
         if name not in before:
             pg.execute('DROP OWNED BY "%s"; DROP ROLE "%s"' % (name.replace('"', '""'), name.replace('"', '""')))
-
